@@ -1,0 +1,176 @@
+"""Plotly figures built from metric tables: pure functions (no Streamlit), shared by the pages and the report.
+
+Matrices are indexed by probe points in chain order; rows are model A's probe points (top to bottom),
+columns model B's. Cells a table does not hold stay NaN (shown blank), so nothing is invented.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+import polars as pl
+from plotly.subplots import make_subplots
+
+FORMS = ("jaccard", "overlap")
+_PAIR_KEYS = ("model_a", "layer_a", "model_b", "layer_b", "k")
+
+
+def with_swapped(rows: pl.DataFrame) -> pl.DataFrame:
+    """Rows plus their mirror (a <-> b), for tables that store each unordered pair once."""
+    swap = {c: c[:-1] + ("b" if c.endswith("a") else "a") for c in rows.columns if c.endswith(("_a", "_b"))}
+    keys = [c for c in _PAIR_KEYS if c in rows.columns]
+    mirrored = rows.rename(swap).select(rows.columns)
+    return pl.concat([rows, mirrored]).unique(subset=keys, keep="first", maintain_order=True)
+
+
+def pair_matrix(rows: pl.DataFrame, value: str, order_a: Sequence[str], order_b: Sequence[str]) -> np.ndarray:
+    """(len(order_a), len(order_b)) float64 matrix of `value` at (layer_a, layer_b); NaN where absent."""
+    index_a = {layer: i for i, layer in enumerate(order_a)}
+    index_b = {layer: j for j, layer in enumerate(order_b)}
+    z = np.full((len(order_a), len(order_b)), np.nan)
+    for a, b, v in rows.select("layer_a", "layer_b", value).iter_rows():
+        if a in index_a and b in index_b and v is not None:
+            z[index_a[a], index_b[b]] = v
+    return z
+
+
+def nnts_pairs(nnts: pl.DataFrame, model_a: str, model_b: str, k: int) -> pl.DataFrame:
+    """NNTS rows of (model_a, model_b) at k, with layer_a from model_a whichever way they were stored."""
+    both = nnts.filter(pl.col("model_a").is_in([model_a, model_b]) & pl.col("model_b").is_in([model_a, model_b]) & (pl.col("k") == k))
+    return with_swapped(both).filter((pl.col("model_a") == model_a) & (pl.col("model_b") == model_b))
+
+
+def nnts_value(form: str, relative: bool) -> pl.Expr:
+    """The plotted value: the Jaccard or overlap form, raw or divided by its chance level."""
+    if form not in FORMS:
+        raise ValueError(f"form={form!r}; choose one of {FORMS}")
+    value = pl.col(form) / pl.col(f"chance_{form}") if relative else pl.col(form)
+    return value.alias("value")
+
+
+def value_label(form: str, relative: bool) -> str:
+    return f"{form} / chance" if relative else form
+
+
+def _hover(label: str, with_null: bool) -> str:
+    lines = ["A: %{y}", "B: %{x}", f"{label}: %{{z:.4g}}", "raw: %{customdata[0]:.4g}", "chance: %{customdata[1]:.3g}"]
+    if with_null:
+        lines.append("z vs permutation null: %{customdata[2]:.3g}")
+    return "<br>".join(lines) + "<extra>k = %{meta}</extra>"
+
+
+def nnts_heatmaps(
+    nnts: pl.DataFrame,
+    model_a: str,
+    order_a: Sequence[str],
+    model_b: str,
+    order_b: Sequence[str],
+    ks: Sequence[int],
+    form: str = "jaccard",
+    relative: bool = False,
+    null: pl.DataFrame | None = None,
+) -> go.Figure:
+    """One heatmap per k side by side (as in the paper's figure), on one shared colour scale."""
+    label = value_label(form, relative)
+    fig = make_subplots(rows=1, cols=len(ks), subplot_titles=[f"k = {k}" for k in ks], shared_yaxes=True, horizontal_spacing=0.04)
+    for col, k in enumerate(ks, start=1):
+        rows = nnts_pairs(nnts, model_a, model_b, k).with_columns(nnts_value(form, relative))
+        extra = [pair_matrix(rows, form, order_a, order_b), pair_matrix(rows, f"chance_{form}", order_a, order_b)]
+        if null is not None:
+            extra.append(pair_matrix(nnts_pairs(null, model_a, model_b, k), "z", order_a, order_b))
+        fig.add_trace(
+            go.Heatmap(
+                z=pair_matrix(rows, "value", order_a, order_b), x=list(order_b), y=list(order_a),
+                customdata=np.dstack(extra), coloraxis="coloraxis", meta=k,
+                hovertemplate=_hover(label, null is not None), name=f"k = {k}",
+            ),
+            row=1, col=col,
+        )
+    fig.update_yaxes(autorange="reversed")
+    fig.update_yaxes(title_text=f"{model_a} probe point", col=1)
+    fig.update_xaxes(title_text=f"{model_b} probe point")
+    fig.update_layout(coloraxis={"colorscale": "Viridis", "colorbar": {"title": {"text": label}}}, height=460)
+    return fig
+
+
+def nntp_matrix(nntp: pl.DataFrame, model: str, k: int, alpha: int, order: Sequence[str]) -> np.ndarray:
+    """T[a, b]: runs starting at probe point a and ending at b (upper triangle; absent runs count 0)."""
+    rows = nntp.filter((pl.col("model") == model) & (pl.col("k") == k) & (pl.col("alpha") == alpha))
+    rows = rows.rename({"layer_first": "layer_a", "layer_last": "layer_b"})
+    z = pair_matrix(rows, "n_pairs", order, order)
+    upper = np.triu(np.ones_like(z, dtype=bool))
+    z[upper & np.isnan(z)] = 0.0
+    return z
+
+
+def nntp_heatmap(t: np.ndarray, order: Sequence[str], title: str) -> go.Figure:
+    fig = go.Figure(
+        go.Heatmap(
+            z=t, x=list(order), y=list(order), colorscale="Blues", colorbar={"title": {"text": "runs"}},
+            hovertemplate="start: %{y}<br>end: %{x}<br>runs: %{z:,.0f}<extra></extra>",
+        )
+    )
+    fig.update_yaxes(autorange="reversed", title_text="first probe point (start)")
+    fig.update_xaxes(title_text="last probe point (end)")
+    fig.update_layout(title={"text": title}, height=480)
+    return fig
+
+
+def persistence(t: np.ndarray, order: Sequence[str]) -> pl.DataFrame:
+    """Survival of runs: for each start a and each probe point v >= a, the runs from a still alive at v.
+
+    alive(a, v) = sum over b >= v of T[a, b]. Summing alive(a, v) over a <= v gives |E_v|, the pairs
+    connected at v (the SPEC's check), returned as start = "all connected pairs".
+    """
+    tz = np.nan_to_num(t)  # (L, L) upper triangular counts
+    alive = np.flip(np.cumsum(np.flip(tz, axis=1), axis=1), axis=1)  # alive[a, v] = sum_{b >= v} T[a, b]
+    alive = np.triu(alive)
+    n = len(order)
+    rows = [(order[a], order[v], v, float(alive[a, v])) for a in range(n) for v in range(a, n)]
+    rows += [("all connected pairs", order[v], v, float(alive[: v + 1, v].sum())) for v in range(n)]
+    return pl.DataFrame(rows, schema={"start": pl.String, "probe_point": pl.String, "position": pl.Int64, "n_pairs": pl.Float64}, orient="row")
+
+
+def persistence_figure(curves: pl.DataFrame, order: Sequence[str], starts: Sequence[str], log_y: bool) -> go.Figure:
+    fig = go.Figure()
+    for start in starts:
+        part = curves.filter(pl.col("start") == start).sort("position")
+        dash = "dash" if start == "all connected pairs" else None
+        fig.add_trace(go.Scatter(x=part["probe_point"].to_list(), y=part["n_pairs"].to_list(), mode="lines+markers", name=start, line={"dash": dash}))
+    fig.update_xaxes(categoryorder="array", categoryarray=list(order), title_text="probe point")
+    fig.update_yaxes(type="log" if log_y else "linear", title_text="pairs still connected")
+    fig.update_layout(height=420, legend={"title": {"text": "connected since"}})
+    return fig
+
+
+def layer_stats_figure(layers: pl.DataFrame, order: Sequence[str], stats: Sequence[str]) -> go.Figure:
+    """One panel per statistic (intrinsic dimension, label agreement, …) along the probe points."""
+    fig = make_subplots(rows=len(stats), cols=1, shared_xaxes=True, subplot_titles=list(stats), vertical_spacing=0.08)
+    for row, stat in enumerate(stats, start=1):
+        values = dict(layers.select("layer", stat).iter_rows())
+        fig.add_trace(go.Scatter(x=list(order), y=[values.get(layer) for layer in order], mode="lines+markers", name=stat), row=row, col=1)
+    fig.update_layout(height=max(260, 220 * len(stats)), showlegend=False)
+    return fig
+
+
+def cka_heatmap(cka: pl.DataFrame, model: str, order: Sequence[str]) -> go.Figure:
+    """Linear CKA between the probe points of one model (stored once per unordered pair or both ways)."""
+    z = pair_matrix(with_swapped(cka.filter(pl.col("model") == model)), "cka", order, order)
+    fig = go.Figure(
+        go.Heatmap(z=z, x=list(order), y=list(order), colorscale="Viridis", zmin=0, zmax=1, colorbar={"title": {"text": "CKA"}},
+                   hovertemplate="A: %{y}<br>B: %{x}<br>CKA: %{z:.4g}<extra></extra>")
+    )
+    fig.update_yaxes(autorange="reversed")
+    fig.update_layout(title={"text": f"linear CKA — {model}"}, height=460)
+    return fig
+
+
+def stage_timings(timings: pl.DataFrame) -> go.Figure:
+    """Seconds per pipeline stage, one bar group per stage and one bar per run."""
+    fig = go.Figure()
+    for (run,), part in timings.group_by("run", maintain_order=True):
+        fig.add_trace(go.Bar(x=part["stage"].to_list(), y=part["seconds"].to_list(), name=str(run)))
+    fig.update_layout(barmode="group", height=380, yaxis={"title": {"text": "seconds"}})
+    return fig

@@ -1,0 +1,207 @@
+"""Exact k-nearest-neighbour search with the conventions of SPEC §1.
+
+All arrays here are in *row space*: row r of a probe point's feature matrix belongs to the r-th
+sample in ascending `sample_id` order, so ordering by row is ordering by sample id and the tie rule
+"(distance, neighbour id) ascending" is "(distance, row) ascending". Callers map rows to ids.
+
+Search is split so that it can be sharded (see `nnts_ray.knn.sharded`): every database shard returns
+its own top `kc` candidates (`ShardIndex.search`), candidates from all shards are merged
+(`merge_candidates`), and `finalize` re-scores the leading ranks exactly, excludes self by index and
+keeps k. The merged top-kc over shards equals the global top-kc, so sharded == single search.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+GPU_FAISS_K_LIMIT = 2048  # faiss-gpu flat indexes cap k here; larger k goes through torch on GPU
+_GATHER_BUDGET = 1 << 24  # floats gathered at once while re-scoring candidates
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """k nearest neighbours of a block of queries, sorted by (distance, row)."""
+
+    rows: np.ndarray  # (q, k) int64 neighbour rows
+    distance: np.ndarray  # (q, k) float32, Euclidean (l2) or 1 - cos (cosine)
+
+
+def prepare(x: np.ndarray, metric: str, center: np.ndarray | None = None) -> np.ndarray:
+    """Features as searched: l2 centres them (distances are translation invariant and the
+    ‖x‖²+‖y‖²−2x·y form FAISS uses loses precision in proportion to ‖x‖²); cosine L2-normalises
+    (all-zero rows stay zero: they are at distance 1 from everything)."""
+    x = np.asarray(x, dtype=np.float32)
+    if metric == "l2":
+        if center is None:
+            return x
+        return (x - center).astype(np.float32, copy=False)
+    if metric == "cosine":
+        norms = np.linalg.norm(x, axis=1, keepdims=True)
+        return (x / np.where(norms > 0, norms, 1.0)).astype(np.float32, copy=False)
+    raise ValueError(f"metric={metric!r} is not allowed; choose one of: l2, cosine")
+
+
+def feature_center(x: np.ndarray, block: int = 65536) -> np.ndarray:
+    """Column means in float64, read in row blocks (x may be a memmap larger than memory)."""
+    total = np.zeros(x.shape[1], dtype=np.float64)
+    for s in range(0, x.shape[0], block):
+        total += np.asarray(x[s : s + block], dtype=np.float64).sum(axis=0)
+    return (total / max(x.shape[0], 1)).astype(np.float32)
+
+
+def candidates_needed(k: int, n: int) -> int:
+    """Candidates each shard returns: k, +1 for self, + a small slack so that float error in the
+    fast GEMM distances cannot push a true neighbour out before exact re-scoring."""
+    return min(n, k + 1 + max(4, k // 64))
+
+
+def sort_rows(d2: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sort every row of candidates by (distance, row) — the tie rule."""
+    order = np.lexsort((rows, d2), axis=-1) if d2.size else np.zeros(d2.shape, dtype=np.int64)
+    return np.take_along_axis(d2, order, axis=1), np.take_along_axis(rows, order, axis=1)
+
+
+def exact_d2(queries: np.ndarray, base: np.ndarray, rows: np.ndarray, base_offset: int = 0) -> np.ndarray:
+    """Squared distances of queries (q, d) to base[rows - base_offset] (q, c), by direct differences
+    (no cancellation): exact for duplicates, independent of BLAS blocking."""
+    q, c = rows.shape
+    out = np.empty((q, c), dtype=np.float32)
+    step = max(1, _GATHER_BUDGET // max(1, c * queries.shape[1]))
+    for s in range(0, q, step):
+        diff = base[rows[s : s + step] - base_offset] - queries[s : s + step, None, :]  # (b, c, d)
+        out[s : s + step] = np.einsum("bcd,bcd->bc", diff, diff, dtype=np.float64)
+    return out
+
+
+class ShardIndex:
+    """One database shard of one probe point: rows [offset, offset + len(base)) of the full matrix."""
+
+    def __init__(self, base: np.ndarray, offset: int = 0, device: str = "cpu"):
+        self.base = np.ascontiguousarray(base, dtype=np.float32)  # (m, d)
+        self.offset = offset
+        self.device = device
+
+    def search(self, queries: np.ndarray, need: int, kc: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-kc candidates of this shard for every query: (d2 (q, kc) float32, rows (q, kc) int64),
+        sorted by (d2, row). `need` (≤ kc) is how many must be right including boundary ties."""
+        kc = min(kc, self.base.shape[0])
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if kc == 0:
+            return np.empty((len(queries), 0), np.float32), np.empty((len(queries), 0), np.int64)
+        d2, local = self._gemm_topk(queries, kc)
+        d2, local = self._complete_ties(queries, d2, local, min(need, kc))
+        return d2, local + self.offset
+
+    def _gemm_topk(self, queries: np.ndarray, kc: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.device.startswith("cuda"):
+            return _gpu_topk(queries, self.base, kc, self.device)
+        import faiss
+
+        d2, local = faiss.knn(queries, self.base, kc)  # squared L2, float32
+        return np.maximum(d2, 0), local.astype(np.int64)
+
+    def _complete_ties(self, queries: np.ndarray, d2: np.ndarray, local: np.ndarray, need: int) -> tuple[np.ndarray, np.ndarray]:
+        """If the `need`-th candidate ties (within float error) with the last one, points beyond kc
+        may tie too, and FAISS picks among equals arbitrarily. Those rows — rare: duplicates — are
+        recomputed exactly against the whole shard so the (distance, row) rule holds."""
+        m, kc = self.base.shape[0], d2.shape[1]
+        if kc < m:
+            tol = 1e-5 * (np.einsum("qd,qd->q", queries, queries) + self.max_sq_norm) + 1e-30
+            suspect = np.flatnonzero(d2[:, -1] - d2[:, need - 1] <= tol)
+            if len(suspect):
+                every = np.broadcast_to(np.arange(m, dtype=np.int64), (len(suspect), m))
+                full = exact_d2(queries[suspect], self.base, every)
+                fd, fr = sort_rows(full, np.array(every))
+                d2[suspect], local[suspect] = fd[:, :kc], fr[:, :kc]
+        return sort_rows(d2, local)
+
+    @property
+    def max_sq_norm(self) -> float:
+        if not hasattr(self, "_max_sq_norm"):
+            self._max_sq_norm = float(np.max(np.einsum("md,md->m", self.base, self.base))) if len(self.base) else 0.0
+        return self._max_sq_norm
+
+
+def _gpu_topk(queries: np.ndarray, base: np.ndarray, kc: int, device: str) -> tuple[np.ndarray, np.ndarray]:
+    """GPU path: faiss-gpu brute force where k fits its cap, torch GEMM + topk beyond (float32, TF32 off)."""
+    import torch
+
+    if kc <= GPU_FAISS_K_LIMIT:
+        import faiss
+
+        if hasattr(faiss, "knn_gpu"):
+            res = faiss.StandardGpuResources()
+            d2, local = faiss.knn_gpu(res, queries, base, kc, device=int(device.split(":")[-1] or 0) if ":" in device else 0)
+            return np.maximum(d2, 0), local.astype(np.int64)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    with torch.inference_mode():
+        q = torch.from_numpy(queries).to(device)
+        b = torch.from_numpy(base).to(device)
+        d2 = (q * q).sum(1, keepdim=True) + (b * b).sum(1)[None, :] - 2.0 * (q @ b.T)
+        vals, idx = torch.topk(d2, kc, dim=1, largest=False, sorted=True)
+        return vals.clamp_min_(0).cpu().numpy(), idx.cpu().numpy().astype(np.int64)
+
+
+def merge_candidates(parts: list[tuple[np.ndarray, np.ndarray]], kc: int) -> tuple[np.ndarray, np.ndarray]:
+    """Merge per-shard candidates (global rows) into the global top-kc by (distance, row)."""
+    d2 = np.concatenate([p[0] for p in parts], axis=1)
+    rows = np.concatenate([p[1] for p in parts], axis=1)
+    d2, rows = sort_rows(d2, rows)
+    return d2[:, :kc], rows[:, :kc]
+
+
+def finalize(
+    queries: np.ndarray,
+    query_rows: np.ndarray,
+    d2: np.ndarray,
+    rows: np.ndarray,
+    k: int,
+    base: np.ndarray,
+    refine_ranks: int,
+    metric: str,
+) -> Neighbours:
+    """Exact re-score of the leading ranks, self excluded by index, k kept, distances converted.
+    `base` is the full prepared (n, d) matrix (or memmap) from which candidates are gathered by row."""
+    if refine_ranks > 0:
+        r = min(d2.shape[1], refine_ranks + 1 + max(4, refine_ranks // 64))
+        head = exact_d2(queries, base, rows[:, :r])
+        hd, hr = sort_rows(head, rows[:, :r])
+        d2 = np.concatenate([hd, d2[:, r:]], axis=1)
+        rows = np.concatenate([hr, rows[:, r:]], axis=1)
+    is_self = rows == query_rows[:, None]  # exclusion by index, never "drop the first column"
+    order = np.argsort(is_self, axis=1, kind="stable")[:, :k]
+    rows = np.take_along_axis(rows, order, axis=1)
+    d2 = np.take_along_axis(d2, order, axis=1)
+    assert rows.shape[1] == k, (rows.shape, k)
+    dist = np.sqrt(np.maximum(d2, 0)) if metric == "l2" else np.maximum(d2, 0) / 2.0  # cosine: 1 - cos
+    return Neighbours(rows=rows.astype(np.int64), distance=dist.astype(np.float32))
+
+
+def knn_rows(
+    x: np.ndarray,
+    k: int,
+    metric: str = "l2",
+    query_block: int = 4096,
+    refine_ranks: int = 128,
+    shards: int = 1,
+    device: str = "cpu",
+) -> Neighbours:
+    """k nearest neighbours of every row of x among all rows (single process; the reference path)."""
+    n = x.shape[0]
+    if not 1 <= k < n:
+        raise ValueError(f"k={k} is not allowed for n={n} samples; k must be between 1 and n-1")
+    xp = prepare(x, metric, feature_center(x) if metric == "l2" else None)
+    bounds = np.linspace(0, n, shards + 1).astype(int)
+    indexes = [ShardIndex(xp[lo:hi], lo, device) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
+    kc = candidates_needed(k, n)
+    out_rows, out_dist = [], []
+    for s in range(0, n, query_block):
+        q = xp[s : s + query_block]
+        qrows = np.arange(s, s + len(q), dtype=np.int64)
+        d2, rows = merge_candidates([ix.search(q, k + 1, kc) for ix in indexes], kc)
+        nb = finalize(q, qrows, d2, rows, k, xp, refine_ranks, metric)
+        out_rows.append(nb.rows)
+        out_dist.append(nb.distance)
+    return Neighbours(rows=np.concatenate(out_rows), distance=np.concatenate(out_dist))

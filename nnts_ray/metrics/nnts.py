@@ -1,0 +1,160 @@
+"""NNTS — per-sample Jaccard of k-NN sets between probe points (SPEC §1), with Polars.
+
+Input is a LazyFrame of neighbour rows `(probe: int, sample_id, rank, neighbour_id)`, where `probe`
+indexes a list of `Probe`s (any mix of models: cross-model pairs come out of the same computation).
+For one k and one block of samples, every (sample, neighbour) row gets a bit mask of the probes in
+whose top-k it appears; the intersection of probes a and b for a sample is then the number of its
+rows with both bits set. One group-by answers every pair at once, and sample blocks bound memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+import polars as pl
+
+MASK_BITS = 62  # probes per mask (int64, sign bit unused)
+
+
+@dataclass(frozen=True)
+class Probe:
+    model: str
+    layer: str
+    position: int
+
+
+def chance_levels(k: int, n: int) -> tuple[float, float]:
+    """Expected (jaccard, overlap) of two independent random k-sets out of the n-1 other samples."""
+    return k / (2 * (n - 1) - k), k / (n - 1)
+
+
+def _probe_groups(n_probes: int) -> list[list[int]]:
+    half = MASK_BITS // 2
+    return [list(range(s, min(s + half, n_probes))) for s in range(0, n_probes, half)]
+
+
+def _pair_batches(n_probes: int) -> list[tuple[list[int], list[tuple[int, int]]]]:
+    """(probes in one mask, pairs a<b answered with it); a single batch when probes fit one mask."""
+    if n_probes <= MASK_BITS:
+        return [(list(range(n_probes)), list(combinations(range(n_probes), 2)))]
+    groups = _probe_groups(n_probes)
+    out = []
+    for gi, ga in enumerate(groups):
+        for gb in groups[gi:]:
+            members = sorted(set(ga) | set(gb))
+            pairs = [(a, b) for a in ga for b in gb if a < b]
+            out.append((members, pairs))
+    return out
+
+
+def intersections(
+    neighbours: pl.LazyFrame, n_probes: int, sample_ids: np.ndarray, k: int, sample_block: int
+) -> pl.DataFrame:
+    """Per-sample |K_a ∩ K_b| for every pair a < b: columns sample_id, probe_a, probe_b, intersection.
+
+    Samples are processed in blocks of `sample_block` ids; every sample of `sample_ids` appears in
+    every pair (zero overlaps included: the denominator is the full sample set, never a join result).
+    """
+    out = []
+    sample_ids = np.asarray(sample_ids, dtype=np.int64)
+    for s in range(0, len(sample_ids), sample_block):
+        lo, hi = int(sample_ids[s]), int(sample_ids[min(s + sample_block, len(sample_ids)) - 1])
+        block = neighbours.filter(pl.col("sample_id").is_between(lo, hi) & (pl.col("rank") < k))
+        everyone = pl.DataFrame({"sample_id": sample_ids[s : s + sample_block]})
+        for members, pairs in _pair_batches(n_probes):
+            if not pairs:
+                continue
+            bit = {p: 1 << i for i, p in enumerate(members)}
+            masks = (
+                block.filter(pl.col("probe").is_in(members))
+                .with_columns(bit=pl.col("probe").replace_strict(bit, return_dtype=pl.Int64))
+                .group_by("sample_id", "neighbour_id")
+                .agg(pl.col("bit").sum().alias("mask"))
+            )
+            m = pl.col("mask")
+            counts = masks.group_by("sample_id").agg(
+                [((m & (bit[a] | bit[b])) == (bit[a] | bit[b])).sum().alias(f"{a}_{b}") for a, b in pairs]
+            )
+            wide = everyone.join(counts.collect(), on="sample_id", how="left", validate="1:1").fill_null(0)
+            long = wide.unpivot(index="sample_id", variable_name="pair", value_name="intersection")
+            out.append(
+                long.with_columns(
+                    pl.col("pair").str.split_exact("_", 1).struct.rename_fields(["probe_a", "probe_b"])
+                ).unnest("pair").with_columns(pl.col("probe_a", "probe_b").cast(pl.Int32), pl.col("intersection").cast(pl.Int64))
+            )
+    return pl.concat(out) if out else pl.DataFrame(
+        schema={"sample_id": pl.Int64, "probe_a": pl.Int32, "probe_b": pl.Int32, "intersection": pl.Int64}
+    )
+
+
+def _with_probe_names(df: pl.DataFrame, probes: list[Probe]) -> pl.DataFrame:
+    names = pl.DataFrame(
+        {
+            "probe": pl.Series(range(len(probes)), dtype=pl.Int32),
+            "model": [p.model for p in probes],
+            "layer": [p.layer for p in probes],
+        }
+    )
+    for side in ("a", "b"):
+        df = df.join(
+            names.rename({"probe": f"probe_{side}", "model": f"model_{side}", "layer": f"layer_{side}"}),
+            on=f"probe_{side}",
+            how="left",
+            validate="m:1",
+        )
+    return df
+
+
+def nnts(
+    neighbours: pl.LazyFrame,
+    probes: list[Probe],
+    sample_ids: np.ndarray,
+    ks: list[int],
+    sample_block: int = 20000,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(nnts table, per-sample table) in the SPEC §4 layouts.
+
+    The nnts table holds every ordered pair including the diagonal (a symmetric L×L matrix with
+    ones on the diagonal, by definition); the per-sample table holds pairs a < b in probe order.
+    """
+    n = len(sample_ids)
+    per_sample, summary = [], []
+    for k in ks:
+        inter = intersections(neighbours, len(probes), sample_ids, k, sample_block)
+        inter = inter.with_columns(
+            k=pl.lit(k, pl.Int64),
+            jaccard=pl.col("intersection") / (2 * k - pl.col("intersection")),
+        )
+        per_sample.append(inter)
+        cj, co = chance_levels(k, n)
+        means = inter.group_by("probe_a", "probe_b").agg(
+            jaccard=pl.col("jaccard").mean(),
+            overlap=(pl.col("intersection") / k).mean(),  # per sample, never from the averaged value
+            n_samples=pl.len().cast(pl.Int64),
+        )
+        diag = pl.DataFrame(
+            {
+                "probe_a": pl.Series(range(len(probes)), dtype=pl.Int32),
+                "probe_b": pl.Series(range(len(probes)), dtype=pl.Int32),
+                "jaccard": [1.0] * len(probes),
+                "overlap": [1.0] * len(probes),
+                "n_samples": pl.Series([n] * len(probes), dtype=pl.Int64),
+            }
+        )
+        mirrored = means.rename({"probe_a": "probe_b", "probe_b": "probe_a"}).select(means.columns)
+        full = pl.concat([means, mirrored, diag.select(means.columns)])
+        summary.append(
+            full.with_columns(
+                k=pl.lit(k, pl.Int64), chance_jaccard=pl.lit(cj), chance_overlap=pl.lit(co)
+            )
+        )
+    table = _with_probe_names(pl.concat(summary), probes).sort("k", "probe_a", "probe_b")
+    table = table.select(
+        "model_a", "layer_a", "model_b", "layer_b", "k", "jaccard", "overlap",
+        "chance_jaccard", "chance_overlap", "n_samples",
+    )
+    ps = _with_probe_names(pl.concat(per_sample), probes).sort("k", "probe_a", "probe_b", "sample_id")
+    ps = ps.select("sample_id", "model_a", "layer_a", "model_b", "layer_b", "k", "intersection", "jaccard")
+    return table, ps

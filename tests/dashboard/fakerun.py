@@ -1,0 +1,198 @@
+"""Small but real run directories (SPEC §4 + nnts_ray.schemas) for the dashboard tests.
+
+Features are seeded clusters; neighbours come from an exact numpy search (self excluded by index, ties
+by (distance, id)); NNTS, NNTP, CKA and the per-layer statistics are computed from them with the
+formulas of the SPEC, so the dashboard is tested on values that agree with each other.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from itertools import product
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from PIL import Image
+
+from nnts_ray import schemas
+from nnts_ray.io import write_json, write_parquet
+from nnts_ray.naming import RunPaths
+
+N_SAMPLES = 60
+KS = (5, 10)
+LAYERS = ("input", "conv", "relu", "logits")
+DIMS = (16, 12, 8, 3)
+
+
+def features(seed: int, labels: np.ndarray) -> list[np.ndarray]:
+    """(n, d) float32 per probe point: each a noisy projection of the one before, so neighbourhoods
+    partly persist along the chain, with class structure that sharpens towards the output."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(labels.max() + 1, DIMS[0]))[labels] + rng.normal(size=(len(labels), DIMS[0]))
+    out = []
+    for depth, dim in enumerate(DIMS):
+        if depth:
+            x = x @ rng.normal(size=(x.shape[1], dim)) / np.sqrt(x.shape[1]) + 0.3 * rng.normal(size=(len(labels), dim))
+            x += depth * rng.normal(size=(labels.max() + 1, dim))[labels]
+        out.append(x.astype(np.float32))
+    return out
+
+
+def knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k nearest neighbours: (n, k) ids and float32 distances, self excluded by index."""
+    d = np.sqrt(((x[:, None, :].astype(np.float64) - x[None, :, :]) ** 2).sum(-1))  # (n, n)
+    np.fill_diagonal(d, np.inf)
+    ids = np.arange(len(x))
+    order = np.array([np.lexsort((ids, row))[:k] for row in d])  # ties by (distance, id)
+    return order, np.take_along_axis(d, order, 1).astype(np.float32)
+
+
+def png(seed: int) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 255, size=(8, 8), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, mode="L").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def nntp_runs(graphs: list[set[tuple[int, int]]]) -> dict[tuple[int, int], int]:
+    """α = 0: maximal stretches of consecutive probe points at which a pair is connected."""
+    counts: dict[tuple[int, int], int] = {}
+    for pair in set().union(*graphs):
+        start = None
+        for v, graph in enumerate([*graphs, set()]):
+            if pair in graph and start is None:
+                start = v
+            elif pair not in graph and start is not None:
+                counts[(start, v - 1)] = counts.get((start, v - 1), 0) + 1
+                start = None
+    return counts
+
+
+def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
+    x, y = x - x.mean(0), y - y.mean(0)
+    return float(np.linalg.norm(y.T @ x) ** 2 / (np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y)))
+
+
+def manifest(models: list[str], status: str, stages: dict[str, str], updated: str) -> dict:
+    return {
+        "format": "nnts_ray/1", "status": status, "fingerprint": f"fp-{'-'.join(models)}", "error": None,
+        "created": "2026-11-01T10:00:00+00:00", "updated": updated,
+        "config": {"dataset": {"name": "digits", "n_samples": N_SAMPLES}, "k": list(KS), "models": [{"name": m} for m in models]},
+        "n_samples": N_SAMPLES,
+        "conventions": {"metric": "l2", "k": list(KS), "self_exclusion": "index", "tie_rule": "(distance, sample_id)", "dtype": "float32"},
+        "models": {m: {"arch": "lenet5", "probe_points": [
+            {"layer": layer, "position": p, "dim": d, "shape": str(d), "reduction": "flatten"}
+            for p, (layer, d) in reversed(list(enumerate(zip(LAYERS, DIMS))))  # stored out of order on purpose
+        ]} for m in models},
+        "versions": {"python": "3.11", "polars": pl.__version__},
+        "stages": {s: {"status": st, "seconds": 1.5 if st == "complete" else None} for s, st in stages.items()},
+    }
+
+
+def _nnts_rows(keys: list[tuple[str, str]], nbrs: dict, labels: np.ndarray) -> tuple[list[dict], list[dict]]:
+    n = len(labels)
+    table, per_sample = [], []
+    for (ma, la), (mb, lb), k in product(keys, keys, KS):
+        m = np.array([len(set(nbrs[ma, la][0][i, :k]) & set(nbrs[mb, lb][0][i, :k])) for i in range(n)])
+        jac = m / (2 * k - m)
+        table.append({"model_a": ma, "layer_a": la, "model_b": mb, "layer_b": lb, "k": k, "jaccard": jac.mean(),
+                      "overlap": (m / k).mean(), "chance_jaccard": k / (2 * (n - 1) - k), "chance_overlap": k / (n - 1), "n_samples": n})
+        per_sample += [{"sample_id": i, "model_a": ma, "layer_a": la, "model_b": mb, "layer_b": lb, "k": k,
+                        "intersection": int(m[i]), "jaccard": float(jac[i])} for i in range(n)]
+    return table, per_sample
+
+
+def _model_tables(model: str, nbrs: dict, feats: list[np.ndarray], labels: np.ndarray) -> tuple[list[dict], list[dict], list[dict]]:
+    """NNTP rows (only non-zero cells, as a writer may), layer statistics and CKA (each pair once)."""
+    nntp, layers, cka = [], [], []
+    for k in KS:
+        graphs = [{(min(i, j), max(i, j)) for i in range(len(labels)) for j in nbrs[model, layer][0][i, :k]} for layer in LAYERS]
+        nntp += [{"model": model, "layer_first": LAYERS[a], "layer_last": LAYERS[b], "k": k, "alpha": 0, "n_pairs": c}
+                 for (a, b), c in nntp_runs(graphs).items()]
+    for p, layer in enumerate(LAYERS):
+        ids, dist = nbrs[model, layer]
+        layers.append({"model": model, "layer": layer, "position": p, "dim": DIMS[p], "shape": str(DIMS[p]), "reduction": "flatten",
+                       "n_edges_k": None, "twonn_id": float(len(labels) / np.log(dist[:, 1] / dist[:, 0]).sum()),
+                       "label_agreement": float((labels[ids[:, :KS[0]]] == labels[:, None]).mean())})
+        cka += [{"model": model, "layer_a": layer, "layer_b": LAYERS[q], "cka": linear_cka(feats[p], feats[q])} for q in range(p, len(LAYERS))]
+    return nntp, layers, cka
+
+
+def write_run(run_dir: Path, models: list[str], *, thumbnails: bool = True, extras: tuple[str, ...] = (), updated: str = "2026-11-02T10:00:00+00:00") -> RunPaths:
+    """A complete run; `extras` picks optional tables: cka, nnts_null, most_changed."""
+    paths = RunPaths(run_dir)
+    labels = np.arange(N_SAMPLES) % 3
+    samples = {"sample_id": np.arange(N_SAMPLES), "label": labels}
+    if thumbnails:
+        samples["thumbnail"] = [None if i == 1 else png(i) for i in range(N_SAMPLES)]  # one image missing
+    write_parquet(pl.DataFrame(samples).to_arrow(), paths.samples)
+    nbrs, all_feats = {}, {}
+    for seed, model in enumerate(models):
+        all_feats[model] = features(seed, labels)
+        for layer, x in zip(LAYERS, all_feats[model]):
+            ids, dist = nbrs[model, layer] = knn(x, max(KS))
+            frame = pl.DataFrame({"sample_id": np.repeat(np.arange(N_SAMPLES), max(KS)), "rank": np.tile(np.arange(max(KS)), N_SAMPLES),
+                                  "neighbour_id": ids.ravel(), "distance": dist.ravel()})
+            write_parquet(frame.to_arrow(), paths.neighbours_part(model, layer, 0), schemas.NEIGHBOURS)
+    nnts, per_sample = _nnts_rows([(m, layer) for m in models for layer in LAYERS], nbrs, labels)
+    write_parquet(pl.DataFrame(nnts).to_arrow(), paths.metric("nnts"), schemas.NNTS)
+    per_sample_frame = pl.DataFrame(per_sample)
+    write_parquet(per_sample_frame.to_arrow(), paths.metric("per_sample"), schemas.PER_SAMPLE)
+    nntp, layers, cka = (sum(parts, []) for parts in zip(*(_model_tables(m, nbrs, all_feats[m], labels) for m in models)))
+    write_parquet(pl.DataFrame(nntp).to_arrow(), paths.metric("nntp"), schemas.NNTP)
+    write_parquet(pl.DataFrame(layers, schema_overrides={"n_edges_k": pl.Int64}).to_arrow(), paths.metric("layers"))
+    if "cka" in extras:
+        write_parquet(pl.DataFrame(cka).to_arrow(), paths.metric("cka"))
+    if "nnts_null" in extras:
+        null = pl.DataFrame(nnts).select("model_a", "layer_a", "model_b", "layer_b", "k", null_mean=pl.col("chance_jaccard"), null_std=pl.lit(0.01),
+                                         z=(pl.col("jaccard") - pl.col("chance_jaccard")) / 0.01, p_value=pl.lit(0.001))
+        write_parquet(null.to_arrow(), paths.metric("nnts_null"))
+    if "most_changed" in extras:
+        changed = (per_sample_frame.filter((pl.col("model_a") == pl.col("model_b")) & (pl.col("layer_a") == LAYERS[0]) & (pl.col("layer_b") == LAYERS[-1]))
+                   .sort("jaccard", "sample_id").with_columns(model=pl.col("model_a"), rank=pl.int_range(pl.len()).over("model_a", "k")))
+        write_parquet(changed.select("model", "layer_a", "layer_b", "k", "sample_id", "jaccard", "rank").to_arrow(), paths.metric("most_changed"))
+    stages = {s: "complete" for s in ("samples", "activations", "neighbours", "metrics")}
+    write_json(manifest(models, "complete", stages, updated), paths.manifest)
+    return paths
+
+
+def write_in_progress(run_dir: Path) -> RunPaths:
+    """A run whose neighbour search is half done: two probe points searched, no metrics yet."""
+    paths = RunPaths(run_dir)
+    labels = np.arange(N_SAMPLES) % 3
+    write_parquet(pl.DataFrame({"sample_id": np.arange(N_SAMPLES), "label": labels}).to_arrow(), paths.samples)
+    for layer, x in list(zip(LAYERS, features(7, labels)))[:2]:
+        ids, dist = knn(x, max(KS))
+        frame = pl.DataFrame({"sample_id": np.repeat(np.arange(N_SAMPLES), max(KS)), "rank": np.tile(np.arange(max(KS)), N_SAMPLES),
+                              "neighbour_id": ids.ravel(), "distance": dist.ravel()})
+        write_parquet(frame.to_arrow(), paths.neighbours_part("lenet", layer, 0), schemas.NEIGHBOURS)
+    stages = {"samples": "complete", "activations": "complete", "neighbours": "running"}
+    write_json(manifest(["lenet"], "running", stages, "2026-11-03T10:00:00+00:00"), paths.manifest)
+    return paths
+
+
+def corrupt(paths: RunPaths) -> None:
+    """Damage a complete run: garbage NNTS, a truncated NNTP, a garbage neighbour part."""
+    paths.metric("nnts").write_bytes(b"PAR1 this is not parquet")
+    nntp = paths.metric("nntp").read_bytes()
+    paths.metric("nntp").write_bytes(nntp[: len(nntp) // 2])
+    next(paths.neighbours_root.rglob("*.parquet")).write_bytes(b"garbage")
+
+
+# The runs of the test runs directory: {role: run directory relative to the root}.
+RUNS = {"sweep": "sweep-digits", "single": "lenet-digits", "running": "nested/in-progress", "corrupt": "corrupt", "unreadable": "broken-manifest"}
+
+
+def write_runs_root(root: Path, runs: dict[str, str] = RUNS) -> None:
+    """The runs directory the page tests use, plus a folder that is not a run."""
+    write_run(root / runs["sweep"], ["lenet_a", "lenet_b"], extras=("cka", "nnts_null"), updated="2026-11-05T10:00:00+00:00")
+    write_run(root / runs["single"], ["lenet"], thumbnails=False, extras=("most_changed",), updated="2026-11-04T10:00:00+00:00")
+    write_in_progress(root / runs["running"])
+    corrupt(write_run(root / runs["corrupt"], ["lenet"], updated="2026-11-01T10:00:00+00:00"))
+    (root / runs["unreadable"]).mkdir()
+    (root / runs["unreadable"] / "manifest.json").write_text("{not json")
+    (root / "notes").mkdir()
+    (root / "notes" / "README.txt").write_text(json.dumps({"not": "a run"}))
+    return runs

@@ -1,0 +1,174 @@
+"""Every page of the real app under AppTest, on the runs fakerun.py writes: values shown equal the files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from fakerun import KS, LAYERS, RUNS
+from pagetest import PAGES, array, dataframe, figures, messages, open_page
+
+from dashboard import RUNS_ENV
+from nnts_ray.naming import RunPaths
+
+pytestmark = pytest.mark.usefixtures("app_env")
+
+
+@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("role", sorted(RUNS))
+def test_every_page_opens_on_every_run_without_a_traceback(page: str, role: str) -> None:
+    at = open_page(page, RUNS[role])
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.title, "the page rendered nothing"
+
+
+def test_nnts_heatmap_equals_the_table(runs_root: Path) -> None:
+    at = open_page("views/nnts.py", RUNS["sweep"])
+    nnts = pl.read_parquet(RunPaths(runs_root / RUNS["sweep"]).metric("nnts")).filter(model_a="lenet_a", model_b="lenet_a")
+    traces = figures(at)[0]["data"]
+    assert [t["meta"] for t in traces] == list(KS)
+    for trace, k in zip(traces, KS):
+        expected = [[nnts.filter(layer_a=a, layer_b=b, k=k)["jaccard"].item() for b in LAYERS] for a in LAYERS]
+        np.testing.assert_allclose(array(trace["z"]), expected)
+        assert trace["y"] == list(LAYERS)
+
+
+def test_nnts_relative_to_chance_divides_by_the_chance_level(runs_root: Path) -> None:
+    at = open_page("views/nnts.py", RUNS["sweep"])
+    at.radio(key="nnts-form").set_value("overlap")
+    at.radio(key="nnts-scale").set_value("relative to chance")
+    at.multiselect(key="nnts-k").set_value([KS[1]]).run()
+    nnts = pl.read_parquet(RunPaths(runs_root / RUNS["sweep"]).metric("nnts")).filter(model_a="lenet_a", model_b="lenet_a", k=KS[1])
+    (trace,) = figures(at)[0]["data"]
+    expected = [[nnts.filter(layer_a=a, layer_b=b).select(pl.col("overlap") / pl.col("chance_overlap")).item() for b in LAYERS] for a in LAYERS]
+    np.testing.assert_allclose(array(trace["z"]), expected)
+    assert "z vs permutation null" in trace["hovertemplate"]  # the sweep has metrics/nnts_null.parquet
+
+
+def test_cross_model_heatmap_has_model_a_rows_and_model_b_columns(runs_root: Path) -> None:
+    at = open_page("views/models.py", RUNS["sweep"])
+    at.selectbox(key="cross-a").set_value("lenet_b")
+    at.selectbox(key="cross-b").set_value("lenet_a").run()
+    nnts = pl.read_parquet(RunPaths(runs_root / RUNS["sweep"]).metric("nnts")).filter(model_a="lenet_b", model_b="lenet_a", k=KS[0])
+    z = array(figures(at)[0]["data"][0]["z"])
+    np.testing.assert_allclose(z, [[nnts.filter(layer_a=a, layer_b=b)["jaccard"].item() for b in LAYERS] for a in LAYERS])
+
+
+def test_nntp_matrix_and_persistence(runs_root: Path) -> None:
+    at = open_page("views/nntp.py", RUNS["single"])
+    nntp = pl.read_parquet(RunPaths(runs_root / RUNS["single"]).metric("nntp")).filter(k=KS[0], alpha=0)
+    matrix, survival = figures(at)[:2]
+    t = array(matrix["data"][0]["z"])
+    for row in nntp.iter_rows(named=True):
+        assert t[LAYERS.index(row["layer_first"]), LAYERS.index(row["layer_last"])] == row["n_pairs"]
+    assert np.nansum(t) == nntp["n_pairs"].sum()
+    from_input = next(tr for tr in survival["data"] if tr["name"] == LAYERS[0])
+    expected = [nntp.filter(pl.col("layer_first") == LAYERS[0], pl.col("layer_last").is_in(LAYERS[v:]))["n_pairs"].sum() for v in range(len(LAYERS))]
+    assert array(from_input["y"]).tolist() == expected
+
+
+def test_per_layer_shows_statistics_and_cka_beside_nnts(runs_root: Path) -> None:
+    at = open_page("views/layers.py", RUNS["sweep"])
+    layers = pl.read_parquet(RunPaths(runs_root / RUNS["sweep"]).metric("layers")).filter(model="lenet_a")
+    stats, cka, nnts = figures(at)
+    assert [t["name"] for t in stats["data"]] == ["twonn_id", "label_agreement"]
+    assert array(stats["data"][0]["y"]).tolist() == [layers.filter(layer=layer)["twonn_id"].item() for layer in LAYERS]
+    assert "CKA" in cka["layout"]["title"]["text"] and nnts["data"][0]["meta"] == KS[0]
+
+
+def test_per_layer_says_what_a_run_did_not_compute() -> None:
+    at = open_page("views/layers.py", RUNS["single"])
+    assert "Linear CKA (metrics/cka.parquet): not computed in this run." in messages(at)["info"]
+    assert len(figures(at)) == 2  # statistics and NNTS still shown
+
+
+def test_single_sample_reads_its_neighbours_and_marks_persistent_ones(runs_root: Path) -> None:
+    at = open_page("views/samples.py", RUNS["sweep"])
+    at.number_input(key="samples-id").set_value(7).run()
+    shown = dataframe(at, 0)
+    stored = pl.read_parquet(RunPaths(runs_root / RUNS["sweep"]).neighbours_root / "model=lenet_a" / "**" / "*.parquet", hive_partitioning=True)
+    for layer in LAYERS:
+        expected = stored.filter(pl.col("layer") == layer, sample_id=7).filter(pl.col("rank") < KS[0]).sort("rank")["neighbour_id"].to_list()
+        assert shown.filter(layer=layer)["neighbour_id"].to_list() == expected
+        previous = set(shown.filter(position=LAYERS.index(layer) - 1)["neighbour_id"])
+        assert shown.filter(layer=layer)["kept"].to_list() == [n in previous for n in expected]
+    html = at.html[0].value
+    assert html.count("data:image/png;base64,") == 1 + len(LAYERS) * KS[0] - shown["neighbour_id"].to_list().count(1)
+
+
+def test_single_sample_without_thumbnails_shows_placeholders() -> None:
+    at = open_page("views/samples.py", RUNS["single"])
+    assert "data:image/png" not in at.html[0].value and "–</div>" in at.html[0].value
+    assert any("no thumbnails" in c.value for c in at.caption)
+
+
+@pytest.mark.parametrize("role", ["sweep", "single"])  # per_sample.parquet / most_changed.parquet
+def test_most_changed_lists_the_lowest_jaccard_first(runs_root: Path, role: str) -> None:
+    at = open_page("views/samples.py", RUNS[role])
+    at.radio(key="samples-how").set_value("most changed").run()
+    per_sample = pl.read_parquet(RunPaths(runs_root / RUNS[role]).metric("per_sample"))
+    model = at.selectbox(key="samples-model").value
+    lowest = per_sample.filter(model_a=model, model_b=model, layer_a=LAYERS[0], layer_b=LAYERS[-1], k=KS[0]).sort("jaccard", "sample_id").head(20)
+    picker = at.selectbox(key="samples-changed")
+    assert picker.options == [f"{s} (Jaccard {j:.3f})" for s, j in lowest.select("sample_id", "jaccard").iter_rows()]
+    assert picker.value == lowest["sample_id"][0]
+    assert dataframe(at, 0)["layer"].n_unique() == len(LAYERS)
+
+
+def test_runs_page_lists_runs_and_compares_several(runs_root: Path) -> None:
+    at = open_page("views/runs.py", RUNS["sweep"])
+    listing = dataframe(at, 0)
+    assert sorted(listing["run_dir"]) == sorted(RUNS.values())
+    assert listing.filter(run_dir=RUNS["sweep"])["models"].item() == "lenet_a, lenet_b"
+    assert at.header[0].value == RUNS["sweep"]
+    assert "Static HTML report of this run" in [b.label for b in at.get("download_button")]
+    at.multiselect(key="compare").set_value([RUNS["sweep"], RUNS["single"]]).run()
+    timings = figures(at)[0]
+    assert [t["name"] for t in timings["data"]] == [RUNS["sweep"], RUNS["single"]]
+    differences = dataframe(at, len(at.dataframe) - 1)
+    assert "models" in differences["setting"].to_list() and "k" not in differences["setting"].to_list()
+
+
+def test_run_in_progress_says_what_is_not_written_yet() -> None:
+    assert any("still in progress" in m for m in messages(open_page("views/runs.py", RUNS["running"]))["info"])
+    assert messages(open_page("views/nnts.py", RUNS["running"]))["info"] == [
+        "NNTS (metrics/nnts.parquet): not written yet — this run is still in progress (status 'running')."]
+    samples = open_page("views/samples.py", RUNS["running"])
+    assert any("relu, logits: not written yet" in m for m in messages(samples)["info"])
+    assert dataframe(samples, 0)["layer"].unique(maintain_order=True).to_list() == list(LAYERS[:2])
+
+
+@pytest.mark.parametrize(("page", "file"), [("views/nnts.py", "metrics/nnts.parquet"), ("views/nntp.py", "metrics/nntp.parquet"),
+                                            ("views/samples.py", "neighbour tables")])
+def test_corrupt_file_is_an_error_message(page: str, file: str) -> None:
+    errors = messages(open_page(page, RUNS["corrupt"]))["error"]
+    assert len(errors) == 1 and file in errors[0] and "could not be read" in errors[0]
+
+
+def test_unreadable_manifest_is_an_error_message() -> None:
+    (error,) = messages(open_page("views/nnts.py", RUNS["unreadable"]))["error"]
+    assert error.startswith(f"Run '{RUNS['unreadable']}' cannot be shown: manifest.json could not be read")
+
+
+@pytest.mark.parametrize("escape", ["../../etc", "/etc", "..", "nested/../../x", "notes"])
+def test_run_query_parameter_outside_the_catalog_is_refused(escape: str) -> None:
+    at = open_page("views/runs.py", escape)
+    assert messages(at)["warning"] == [f"{escape!r} is not a run under the runs directory; it was not opened."]
+    shown = at.selectbox(key="run").value
+    assert shown in RUNS.values() and at.query_params["run"] == shown
+
+
+def test_empty_runs_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(RUNS_ENV, str(tmp_path))
+    for page in PAGES:
+        at = open_page(page)
+        assert not at.exception
+        assert any(m.startswith(f"No runs under {tmp_path}") for m in messages(at)["info"])
+
+
+def test_missing_runs_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(RUNS_ENV, str(tmp_path / "gone"))
+    at = open_page("views/nnts.py")
+    assert not at.exception and messages(at)["error"] == [f"The runs directory {tmp_path / 'gone'} does not exist."]
