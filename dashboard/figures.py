@@ -13,16 +13,21 @@ import plotly.graph_objects as go
 import polars as pl
 from plotly.subplots import make_subplots
 
+from nnts_ray import schemas
+
 FORMS = ("jaccard", "overlap")
-_PAIR_KEYS = ("model_a", "layer_a", "model_b", "layer_b", "k")
+ALL_CONNECTED = "all connected pairs"  # the persistence curve of |E_v|, beside the curves per start
 
 
-def with_swapped(rows: pl.DataFrame) -> pl.DataFrame:
-    """Rows plus their mirror (a <-> b), for tables that store each unordered pair once."""
+def oriented(rows: pl.DataFrame, model_a: str, model_b: str) -> pl.DataFrame:
+    """Rows of the pair (model_a, model_b) with layer_a from model_a, whichever way the table stored them.
+
+    Tables of pairs hold each unordered pair once (per_sample, per_class, cka) or both ways (nnts); the
+    mirror of every row (a <-> b) is added, which for a symmetric measure only repeats values.
+    """
     swap = {c: c[:-1] + ("b" if c.endswith("a") else "a") for c in rows.columns if c.endswith(("_a", "_b"))}
-    keys = [c for c in _PAIR_KEYS if c in rows.columns]
-    mirrored = rows.rename(swap).select(rows.columns)
-    return pl.concat([rows, mirrored]).unique(subset=keys, keep="first", maintain_order=True)
+    both = pl.concat([rows, rows.rename(swap).select(rows.columns)])
+    return both.filter((pl.col("model_a") == model_a) & (pl.col("model_b") == model_b))
 
 
 def pair_matrix(rows: pl.DataFrame, value: str, order_a: Sequence[str], order_b: Sequence[str]) -> np.ndarray:
@@ -34,12 +39,6 @@ def pair_matrix(rows: pl.DataFrame, value: str, order_a: Sequence[str], order_b:
         if a in index_a and b in index_b and v is not None:
             z[index_a[a], index_b[b]] = v
     return z
-
-
-def nnts_pairs(nnts: pl.DataFrame, model_a: str, model_b: str, k: int) -> pl.DataFrame:
-    """NNTS rows of (model_a, model_b) at k, with layer_a from model_a whichever way they were stored."""
-    both = nnts.filter(pl.col("model_a").is_in([model_a, model_b]) & pl.col("model_b").is_in([model_a, model_b]) & (pl.col("k") == k))
-    return with_swapped(both).filter((pl.col("model_a") == model_a) & (pl.col("model_b") == model_b))
 
 
 def nnts_value(form: str, relative: bool) -> pl.Expr:
@@ -76,10 +75,10 @@ def nnts_heatmaps(
     label = value_label(form, relative)
     fig = make_subplots(rows=1, cols=len(ks), subplot_titles=[f"k = {k}" for k in ks], shared_yaxes=True, horizontal_spacing=0.04)
     for col, k in enumerate(ks, start=1):
-        rows = nnts_pairs(nnts, model_a, model_b, k).with_columns(nnts_value(form, relative))
+        rows = oriented(nnts.filter(pl.col("k") == k), model_a, model_b).with_columns(nnts_value(form, relative))
         extra = [pair_matrix(rows, form, order_a, order_b), pair_matrix(rows, f"chance_{form}", order_a, order_b)]
         if null is not None:
-            extra.append(pair_matrix(nnts_pairs(null, model_a, model_b, k), "z", order_a, order_b))
+            extra.append(pair_matrix(oriented(null.filter(pl.col("k") == k), model_a, model_b), "z", order_a, order_b))
         fig.add_trace(
             go.Heatmap(
                 z=pair_matrix(rows, "value", order_a, order_b), x=list(order_b), y=list(order_a),
@@ -122,14 +121,14 @@ def persistence(t: np.ndarray, order: Sequence[str]) -> pl.DataFrame:
     """Survival of runs: for each start a and each probe point v >= a, the runs from a still alive at v.
 
     alive(a, v) = sum over b >= v of T[a, b]. Summing alive(a, v) over a <= v gives |E_v|, the pairs
-    connected at v (the SPEC's check), returned as start = "all connected pairs".
+    connected at v (the SPEC's check), returned as start = ALL_CONNECTED.
     """
     tz = np.nan_to_num(t)  # (L, L) upper triangular counts
     alive = np.flip(np.cumsum(np.flip(tz, axis=1), axis=1), axis=1)  # alive[a, v] = sum_{b >= v} T[a, b]
     alive = np.triu(alive)
     n = len(order)
     rows = [(order[a], order[v], v, float(alive[a, v])) for a in range(n) for v in range(a, n)]
-    rows += [("all connected pairs", order[v], v, float(alive[: v + 1, v].sum())) for v in range(n)]
+    rows += [(ALL_CONNECTED, order[v], v, float(alive[: v + 1, v].sum())) for v in range(n)]
     return pl.DataFrame(rows, schema={"start": pl.String, "probe_point": pl.String, "position": pl.Int64, "n_pairs": pl.Float64}, orient="row")
 
 
@@ -137,12 +136,22 @@ def persistence_figure(curves: pl.DataFrame, order: Sequence[str], starts: Seque
     fig = go.Figure()
     for start in starts:
         part = curves.filter(pl.col("start") == start).sort("position")
-        dash = "dash" if start == "all connected pairs" else None
+        dash = "dash" if start == ALL_CONNECTED else None
         fig.add_trace(go.Scatter(x=part["probe_point"].to_list(), y=part["n_pairs"].to_list(), mode="lines+markers", name=start, line={"dash": dash}))
     fig.update_xaxes(categoryorder="array", categoryarray=list(order), title_text="probe point")
     fig.update_yaxes(type="log" if log_y else "linear", title_text="pairs still connected")
     fig.update_layout(height=420, legend={"title": {"text": "connected since"}})
     return fig
+
+
+def layer_statistics(layers: pl.DataFrame) -> list[str]:
+    """Numeric per-layer statistics the analysis added to layers.parquet (beyond its fixed columns)."""
+    return [c for c, dtype in layers.schema.items() if dtype.is_numeric() and c not in schemas.LAYERS.names]
+
+
+def default_statistics(stats: Sequence[str]) -> list[str]:
+    """The statistics worth a first look: intrinsic dimension and label agreement (not fit bookkeeping)."""
+    return [s for s in stats if s == "twonn_id" or s.startswith("label_agreement_k")] or list(stats[:1])
 
 
 def layer_stats_figure(layers: pl.DataFrame, order: Sequence[str], stats: Sequence[str]) -> go.Figure:
@@ -155,15 +164,32 @@ def layer_stats_figure(layers: pl.DataFrame, order: Sequence[str], stats: Sequen
     return fig
 
 
-def cka_heatmap(cka: pl.DataFrame, model: str, order: Sequence[str]) -> go.Figure:
-    """Linear CKA between the probe points of one model (stored once per unordered pair or both ways)."""
-    z = pair_matrix(with_swapped(cka.filter(pl.col("model") == model)), "cka", order, order)
+def cka_heatmap(cka: pl.DataFrame, model_a: str, order_a: Sequence[str], model_b: str, order_b: Sequence[str]) -> go.Figure:
+    """Linear CKA between the probe points of model_a (rows) and model_b (columns)."""
+    z = pair_matrix(oriented(cka, model_a, model_b), "cka", order_a, order_b)
     fig = go.Figure(
-        go.Heatmap(z=z, x=list(order), y=list(order), colorscale="Viridis", zmin=0, zmax=1, colorbar={"title": {"text": "CKA"}},
+        go.Heatmap(z=z, x=list(order_b), y=list(order_a), colorscale="Viridis", zmin=0, zmax=1, colorbar={"title": {"text": "CKA"}},
                    hovertemplate="A: %{y}<br>B: %{x}<br>CKA: %{z:.4g}<extra></extra>")
     )
     fig.update_yaxes(autorange="reversed")
-    fig.update_layout(title={"text": f"linear CKA — {model}"}, height=460)
+    title = model_a if model_a == model_b else f"{model_a} × {model_b}"
+    fig.update_layout(title={"text": f"linear CKA — {title}"}, height=460)
+    return fig
+
+
+def per_class_heatmap(per_class: pl.DataFrame, model: str, order: Sequence[str], k: int) -> go.Figure:
+    """Mean per-sample Jaccard by class at each step of the chain: which classes' neighbourhoods change where."""
+    rows = oriented(per_class.filter(pl.col("k") == k), model, model)
+    steps = list(zip(order[:-1], order[1:]))
+    labels = sorted(rows["label"].unique().to_list())
+    value = {(a, b, label): v for a, b, label, v in rows.select("layer_a", "layer_b", "label", "jaccard_mean").iter_rows()}
+    z = np.array([[value.get((a, b, label), np.nan) for a, b in steps] for label in labels], dtype=float).reshape(len(labels), len(steps))
+    fig = go.Figure(
+        go.Heatmap(z=z, x=[f"{a} → {b}" for a, b in steps], y=[str(label) for label in labels], colorscale="Viridis",
+                   colorbar={"title": {"text": "jaccard"}}, hovertemplate="class %{y}<br>%{x}<br>jaccard: %{z:.4g}<extra></extra>")
+    )
+    fig.update_layout(title={"text": f"per class, consecutive probe points (k = {k})"}, height=max(300, 40 * len(labels) + 160),
+                      yaxis={"title": {"text": "class"}, "type": "category"})
     return fig
 
 

@@ -21,18 +21,17 @@ from nnts_ray import catalog as run_catalog
 from nnts_ray import schemas
 from nnts_ray.naming import RunPaths
 
-# Optional tables some runs have (name -> columns the dashboard reads).
-CKA = ("model", "layer_a", "layer_b", "cka")
-MOST_CHANGED = ("model", "layer_a", "layer_b", "k", "sample_id", "jaccard", "rank")
-NNTS_NULL = ("model_a", "layer_a", "model_b", "layer_b", "k", "null_mean", "null_std", "z", "p_value")
+_PAIR = ("model_a", "layer_a", "model_b", "layer_b")
+# Columns the dashboard reads from each table (optional ones as the analysis stage writes them).
 REQUIRED = {
     "nnts": tuple(schemas.NNTS.names),
     "nntp": tuple(schemas.NNTP.names),
     "per_sample": tuple(schemas.PER_SAMPLE.names),
     "layers": ("model", "layer", "position", "dim"),
-    "cka": CKA,
-    "most_changed": MOST_CHANGED,
-    "nnts_null": NNTS_NULL,
+    "cka": (*_PAIR, "cka"),
+    "nnts_null": (*_PAIR, "k", "z"),
+    "per_class": (*_PAIR, "k", "label", "jaccard_mean"),
+    "monotonicity": ("model", "k", "spearman_rho"),
 }
 _READ_ERRORS = (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError, ValueError)
 
@@ -79,9 +78,12 @@ def _stamp(path: Path) -> tuple[int, int]:
     return stat.st_mtime_ns, stat.st_size
 
 
-def _label(path: Path) -> str:
-    """The path as the page names it: relative to its run directory."""
-    return "/".join(path.parts[-2:]) if path.parent.name == RunPaths(".").metrics_dir.name else path.name
+def _inside(run: Path, path: Path) -> Path:
+    """`path` resolved; refused when a link leads it out of the run directory."""
+    try:
+        return run_catalog.resolve_inside(run, path)
+    except run_catalog.PathRefused as exc:
+        raise DataError(str(exc)) from None
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -105,39 +107,52 @@ def _read_parquet(path: str, stamp: tuple[int, int], columns: tuple[str, ...] | 
     return pl.read_parquet(path, columns=list(columns) if columns else None)
 
 
-def _checked_parquet(path: Path, required: Iterable[str], columns: tuple[str, ...] | None = None) -> pl.DataFrame:
+def _checked_parquet(run: Path, path: Path, columns: tuple[str, ...] | None = None) -> pl.DataFrame:
+    label = path.relative_to(run).as_posix()
     if not path.is_file():
-        raise MissingTable(f"{_label(path)} is not in this run.")
+        raise MissingTable(f"{label} is not in this run.")
     try:
-        frame = _read_parquet(str(path), _stamp(path), columns)
+        return _read_parquet(str(_inside(run, path)), _stamp(path), columns)
     except _READ_ERRORS as exc:
-        raise DataError(f"{_label(path)} could not be read: {exc}") from None
+        raise DataError(f"{label} could not be read: {exc}") from None
+
+
+def _require(frame: pl.DataFrame, required: Iterable[str], label: str) -> pl.DataFrame:
     missing = [c for c in required if c not in frame.columns]
     if missing:
-        raise DataError(f"{_label(path)} lacks the columns {missing}; it has {frame.columns}.")
+        raise DataError(f"{label} lacks the columns {missing}; it has {frame.columns}.")
     return frame
+
+
+def _per_model_to_pairs(frame: pl.DataFrame) -> pl.DataFrame:
+    """A table of one model's layer pairs (model, layer_a, layer_b, …) in the pair form (model_a, model_b)."""
+    if "model" not in frame.columns or "model_a" in frame.columns:
+        return frame
+    return frame.with_columns(model_a=pl.col("model"), model_b=pl.col("model")).drop("model")
 
 
 def table(run: Path, name: str) -> pl.DataFrame:
     """metrics/<name>.parquet in full (the small metric tables; per_sample is only ever scanned)."""
-    return _checked_parquet(RunPaths(run).metric(name), REQUIRED[name])
+    path = RunPaths(run).metric(name)
+    frame = _checked_parquet(run, path)
+    if name == "cka":  # written per model (model, layer_a, layer_b, cka) or per pair of models
+        frame = _per_model_to_pairs(frame)
+    return _require(frame, REQUIRED[name], path.relative_to(run).as_posix())
 
 
-def _samples_columns(path: str) -> list[str]:
-    return list(pl.scan_parquet(path).collect_schema().names())
+def _samples_columns(run: Path) -> list[str]:
+    """Columns of samples.parquet ([] when absent), read from its footer."""
+    path = RunPaths(run).samples
+    try:
+        return list(pl.scan_parquet(_inside(run, path)).collect_schema().names()) if path.is_file() else []
+    except _READ_ERRORS as exc:
+        raise DataError(f"samples.parquet could not be read: {exc}") from None
 
 
 def samples(run: Path) -> pl.DataFrame:
     """sample_id and label of every sample (thumbnails stay on disk until a sample is shown)."""
-    path = RunPaths(run).samples
-    if not path.is_file():
-        raise MissingTable("samples.parquet is not in this run.")
-    try:
-        columns = _samples_columns(str(path))
-    except _READ_ERRORS as exc:
-        raise DataError(f"samples.parquet could not be read: {exc}") from None
-    keep = tuple(c for c in columns if c != "thumbnail")
-    return _checked_parquet(path, ("sample_id",), keep)
+    keep = tuple(c for c in _samples_columns(run) if c != "thumbnail")
+    return _require(_checked_parquet(run, RunPaths(run).samples, keep), ("sample_id",), "samples.parquet")
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -148,38 +163,43 @@ def _thumbnails(path: str, stamp: tuple[int, int], ids: tuple[int, ...]) -> dict
 
 def thumbnails(run: Path, ids: Sequence[int]) -> dict[int, bytes | None]:
     """PNG bytes of the given samples; empty when samples.parquet has no thumbnail column."""
-    path = RunPaths(run).samples
+    if "thumbnail" not in _samples_columns(run):
+        return {}
+    path = _inside(run, RunPaths(run).samples)
     try:
-        if not path.is_file() or "thumbnail" not in _samples_columns(str(path)):
-            return {}
         return _thumbnails(str(path), _stamp(path), tuple(sorted(set(ids))))
     except _READ_ERRORS as exc:
         raise DataError(f"thumbnails in samples.parquet could not be read: {exc}") from None
 
 
+def neighbour_files(run: Path, model: str, layer: str) -> list[Path]:
+    """The Parquet parts of one probe point's neighbour table ([] while its search has not finished)."""
+    try:
+        folder = RunPaths(run).neighbours_dir(model, layer)
+    except ValueError as exc:  # a model or layer name from the manifest that is not a safe path part
+        raise DataError(str(exc)) from None
+    return [_inside(run, part) for part in sorted(folder.glob("*.parquet"))]
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
-def _neighbours(run: str, model: str, layers: tuple[str, ...], sample_id: int, k: int) -> pl.DataFrame:
-    paths = RunPaths(run)
+def _neighbours(parts: tuple[tuple[str, tuple[str, ...]], ...], sample_id: int, k: int) -> pl.DataFrame:
     scans = [
-        pl.scan_parquet(paths.neighbours_dir(model, layer) / "*.parquet")
+        pl.scan_parquet(list(files))
         .filter((pl.col("sample_id") == sample_id) & (pl.col("rank") < k))
         .select(pl.lit(layer).alias("layer"), "rank", "neighbour_id", "distance")
         .sort("rank")
-        for layer in layers
+        for layer, files in parts
     ]
     return pl.concat(scans).collect()
 
 
-def neighbour_layers(run: Path, model: str, layers: Sequence[str]) -> list[str]:
-    """The probe points (in chain order) whose neighbour table exists: a running search may lack some."""
-    paths = RunPaths(run)
-    return [layer for layer in layers if any(paths.neighbours_dir(model, layer).glob("*.parquet"))]
-
-
 def neighbours(run: Path, model: str, layers: Sequence[str], sample_id: int, k: int) -> pl.DataFrame:
-    """The k nearest neighbours of one sample at each probe point: only its rows are read."""
+    """The k nearest neighbours of one sample at each probe point (with parts on disk): only its rows are read."""
+    parts = tuple((layer, tuple(map(str, files))) for layer in layers if (files := neighbour_files(run, model, layer)))
+    if not parts:
+        raise MissingTable(f"No neighbour table of {model} is in this run.")
     try:
-        return _neighbours(str(run), model, tuple(layers), int(sample_id), int(k))
+        return _neighbours(parts, int(sample_id), int(k))
     except _READ_ERRORS as exc:
         raise DataError(f"the neighbour tables of {model} could not be read: {exc}") from None
 
@@ -188,8 +208,9 @@ def neighbours(run: Path, model: str, layers: Sequence[str], sample_id: int, k: 
 def _most_changed(source: str, stamp: tuple[int, int], model: str, k: int, layer_a: str, layer_b: str, n: int) -> pl.DataFrame:
     frame = pl.scan_parquet(source)
     same_model = (pl.col("model") == model) if "model" in frame.collect_schema() else (pl.col("model_a") == model) & (pl.col("model_b") == model)
+    pair = ((pl.col("layer_a") == layer_a) & (pl.col("layer_b") == layer_b)) | ((pl.col("layer_a") == layer_b) & (pl.col("layer_b") == layer_a))
     return (
-        frame.filter(same_model & (pl.col("k") == k) & (pl.col("layer_a") == layer_a) & (pl.col("layer_b") == layer_b))
+        frame.filter(same_model & (pl.col("k") == k) & pair)
         .select("sample_id", "jaccard")
         .sort("jaccard", "sample_id")
         .head(n)
@@ -200,13 +221,19 @@ def _most_changed(source: str, stamp: tuple[int, int], model: str, k: int, layer
 def most_changed(run: Path, model: str, k: int, layer_a: str, layer_b: str, n: int = 20) -> pl.DataFrame:
     """The n samples whose neighbourhood changes most between two probe points (lowest Jaccard).
 
-    metrics/most_changed.parquet when the run wrote it, else a filtered scan of metrics/per_sample.parquet.
+    From metrics/most_changed.parquet where it lists the pair (the analysis stage lists consecutive
+    probe points), else from a filtered scan of metrics/per_sample.parquet (any pair).
     """
     paths = RunPaths(run)
-    source = next((p for p in (paths.metric("most_changed"), paths.metric("per_sample")) if p.is_file()), None)
-    if source is None:
+    sources = [p for p in (paths.metric("most_changed"), paths.metric("per_sample")) if p.is_file()]
+    if not sources:
         raise MissingTable("Neither metrics/most_changed.parquet nor metrics/per_sample.parquet is in this run.")
-    try:
-        return _most_changed(str(source), _stamp(source), model, int(k), layer_a, layer_b, n)
-    except _READ_ERRORS as exc:
-        raise DataError(f"{_label(source)} could not be read: {exc}") from None
+    changed = pl.DataFrame(schema={"sample_id": pl.Int64, "jaccard": pl.Float64})
+    for source in sources:
+        try:
+            changed = _most_changed(str(_inside(run, source)), _stamp(source), model, int(k), layer_a, layer_b, n)
+        except _READ_ERRORS as exc:
+            raise DataError(f"{source.relative_to(run).as_posix()} could not be read: {exc}") from None
+        if not changed.is_empty():
+            break
+    return changed

@@ -19,7 +19,6 @@ import polars as pl
 
 from dashboard import figures, loaders
 from dashboard.run import Run
-from nnts_ray import schemas
 
 _STYLE = """body{font-family:sans-serif;max-width:1400px;margin:auto;padding:1em}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px}
@@ -43,6 +42,9 @@ class _Report:
     def figure(self, fig: go.Figure) -> None:
         self.parts.append(fig.to_html(full_html=False, include_plotlyjs=not self._plotly_written))
         self._plotly_written = True
+
+    def pre(self, text: str) -> None:
+        self.parts.append(f"<pre>{html.escape(text)}</pre>")
 
     def table(self, frame: pl.DataFrame) -> None:
         head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
@@ -73,15 +75,13 @@ def _model_sections(report: _Report, model: str, tables: dict[str, pl.DataFrame 
         t = figures.nntp_matrix(nntp, model, k, alpha, order)
         report.heading(f"NNTP (k = {k}, α = {alpha})", 3)
         report.figure(figures.nntp_heatmap(t, order, f"{model}: runs by first and last probe point"))
-        report.figure(figures.persistence_figure(figures.persistence(t, order), order, [order[0], "all connected pairs"], log_y=True))
-    if (layers := tables["layers"]) is not None:
-        stats = [c for c, dtype in layers.schema.items() if dtype.is_numeric() and c not in schemas.LAYERS.names]
-        if stats:
-            report.heading("Per-layer statistics", 3)
-            report.figure(figures.layer_stats_figure(layers.filter(pl.col("model") == model), order, stats))
+        report.figure(figures.persistence_figure(figures.persistence(t, order), order, [order[0], figures.ALL_CONNECTED], log_y=True))
+    if (layers := tables["layers"]) is not None and (stats := figures.default_statistics(figures.layer_statistics(layers))):
+        report.heading("Per-layer statistics", 3)
+        report.figure(figures.layer_stats_figure(layers.filter(pl.col("model") == model), order, stats))
     if (cka := tables["cka"]) is not None:
         report.heading("Linear CKA", 3)
-        report.figure(figures.cka_heatmap(cka, model, order))
+        report.figure(figures.cka_heatmap(cka, model, order, model, order))
 
 
 def _cross_model(report: _Report, nnts: pl.DataFrame) -> None:
@@ -95,7 +95,7 @@ def _cross_model(report: _Report, nnts: pl.DataFrame) -> None:
 
 def build(run_path: Path, name: str) -> str:
     """The report of the run at `run_path` (already resolved inside the runs root) as one HTML string."""
-    run = Run(name=name, path=run_path, manifest=loaders.manifest(run_path))
+    run = Run.of(name, run_path, loaders.manifest(run_path))
     report = _Report(run)
     manifest = run.manifest
     report.heading(f"nnts_ray run {name}", 1)
@@ -118,7 +118,7 @@ def build(run_path: Path, name: str) -> str:
         _cross_model(report, tables["nnts"])
     for title in ("conventions", "config", "versions"):
         report.heading(title.capitalize())
-        report.parts.append(f"<pre>{html.escape(json.dumps(manifest.get(title) or {}, indent=2))}</pre>")
+        report.pre(json.dumps(manifest.get(title) or {}, indent=2))
     body = "\n".join(report.parts)
     return f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(name)} — nnts_ray</title><style>{_STYLE}</style></head><body>{body}</body></html>'
 

@@ -101,7 +101,7 @@ def pick(label: str, options: Sequence[T], key: str, index: int = 0, format_func
 
 def nnts_section(run: Run, nnts: pl.DataFrame, model_a: str, model_b: str, key: str) -> None:
     """Heatmaps of NNTS between the probe points of model_a (rows) and model_b (columns), with controls."""
-    pairs = pl.col("model_a").is_in([model_a, model_b]) & pl.col("model_b").is_in([model_a, model_b])
+    pairs = ((pl.col("model_a") == model_a) & (pl.col("model_b") == model_b)) | ((pl.col("model_a") == model_b) & (pl.col("model_b") == model_a))
     ks = sorted(nnts.filter(pairs)["k"].unique().to_list())
     if not ks:
         st.info(run.pending(f"NNTS of {model_a} against {model_b}"))

@@ -48,7 +48,7 @@ def resolve_inside(root: str | Path, relative: str | Path) -> Path:
     base = Path(root).resolve()
     target = (base / relative).resolve()
     if target != base and base not in target.parents:
-        raise PathRefused(f"{str(relative)!r} is not inside the runs directory {str(base)!r}")
+        raise PathRefused(f"{str(relative)!r} leads outside {str(base)!r}")
     return target
 
 

@@ -80,7 +80,7 @@ class KnnConfig:
 
 @dataclass
 class MetricsConfig:
-    nntp_k: List[int] = field(default_factory=lambda: [15])
+    nntp_k: Optional[List[int]] = None  # None: the smallest k (the paper: 15)
     alpha: List[int] = field(default_factory=lambda: [0])
     sample_block: int = 20000  # samples per block when computing metrics (bounds memory)
     per_sample: bool = True
@@ -200,15 +200,18 @@ class RunConfig:
         for a in self.metrics.alpha:
             if a < 0:
                 raise ConfigError(f"metrics.alpha={a} is not allowed; alpha is a gap length >= 0")
+        if self.metrics.nntp_k is None:
+            self.metrics.nntp_k = [self.k[0]]
         for k in self.metrics.nntp_k:
-            if k not in self.k:
-                raise ConfigError(f"metrics.nntp_k={k} is not one of k={self.k}; NNTP uses the searched k values")
+            if k < 1:
+                raise ConfigError(f"metrics.nntp_k={k} is not allowed; k must be a positive integer smaller than n")
         if self.knn.query_block < 1 or self.metrics.sample_block < 1:
             raise ConfigError("knn.query_block and metrics.sample_block must be >= 1")
 
     @property
     def k_max(self) -> int:
-        return max(self.k)
+        """The one search's k: every NNTS and NNTP k is a prefix of it."""
+        return max(self.k + list(self.metrics.nntp_k or []))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -6,7 +6,6 @@ import polars as pl
 import streamlit as st
 
 from dashboard import figures, widgets
-from nnts_ray import schemas
 
 st.title("Per layer")
 run = widgets.current_run()
@@ -16,13 +15,12 @@ order = run.layers(model)
 layers = widgets.metric_table(run, "layers", "Per-layer statistics (metrics/layers.parquet)")
 if layers is not None:
     layers = layers.filter(pl.col("model") == model).sort("position")
-    numeric = [c for c, dtype in layers.schema.items() if dtype.is_numeric() and c != "position"]
-    extra = [c for c in numeric if c not in schemas.LAYERS.names]
-    if not extra:
+    stats = figures.layer_statistics(layers)
+    if not stats:
         st.info(run.pending("Per-layer statistics (intrinsic dimension, label agreement)"))
-    stats = st.multiselect("Statistics", numeric, default=extra or numeric[:1], key="layers-stats")
-    if stats:
-        widgets.show_figure(figures.layer_stats_figure(layers, order, stats), widgets.export_name(run, "layers", model))
+    chosen = st.multiselect("Statistics", stats, default=figures.default_statistics(stats), key="layers-stats")
+    if chosen:
+        widgets.show_figure(figures.layer_stats_figure(layers, order, chosen), widgets.export_name(run, "layers", model))
     st.dataframe(layers, hide_index=True)
     widgets.export_table(layers, widgets.export_name(run, "layers", model))
 
@@ -34,8 +32,8 @@ left, right = st.columns(2)
 with left:
     cka = widgets.metric_table(run, "cka", "Linear CKA (metrics/cka.parquet)")
     if cka is not None:
-        widgets.show_figure(figures.cka_heatmap(cka, model, order), widgets.export_name(run, "cka", model))
-        widgets.export_table(cka.filter(pl.col("model") == model), widgets.export_name(run, "cka", model))
+        widgets.show_figure(figures.cka_heatmap(cka, model, order, model, order), widgets.export_name(run, "cka", model))
+        widgets.export_table(figures.oriented(cka, model, model), widgets.export_name(run, "cka", model))
 with right:
     if k is not None:
         widgets.show_figure(figures.nnts_heatmaps(nnts, model, order, model, order, [k]), widgets.export_name(run, "nnts", model, f"k{k}"))

@@ -30,7 +30,7 @@ widgets.export_table(rows.filter((pl.col("k") == k) & (pl.col("alpha") == alpha)
 
 st.subheader("Persistence: pairs still connected at each probe point")
 curves = figures.persistence(t, order)
-starts = st.multiselect("Connected since", [*order, "all connected pairs"], default=[order[0], "all connected pairs"], key="nntp-starts")
+starts = st.multiselect("Connected since", [*order, figures.ALL_CONNECTED], default=[order[0], figures.ALL_CONNECTED], key="nntp-starts")
 log_y = st.toggle("Log scale", value=True, key="nntp-log")
 widgets.show_figure(figures.persistence_figure(curves, order, starts, log_y), f"{name}-persistence")
 widgets.export_table(curves, f"{name}-persistence")

@@ -30,14 +30,11 @@ def catalog_view(catalog: pl.DataFrame) -> pl.DataFrame:
 
 def models_view(run: Run) -> pl.DataFrame:
     rows = []
-    for name in run.models:
+    for name, order in run.orders.items():
         info = run.manifest["models"][name] or {}
-        points = sorted(info.get("probe_points") or [], key=lambda p: p["position"])
-        rows.append({
-            "model": name, "arch": info.get("arch"), "probe_points": len(points),
-            "chain": " → ".join(p["layer"] for p in points),
-            "dims": ", ".join(str(p.get("dim")) for p in points),
-        })
+        dims = {p.get("layer"): p.get("dim") for p in info.get("probe_points") or []}
+        rows.append({"model": name, "arch": info.get("arch"), "probe_points": len(order),
+                     "chain": " → ".join(order), "dims": ", ".join(str(dims.get(layer, "?")) for layer in order)})
     return pl.DataFrame(rows, schema={"model": pl.String, "arch": pl.String, "probe_points": pl.Int64, "chain": pl.String, "dims": pl.String})
 
 

@@ -18,17 +18,15 @@ with middle:
 with right:
     per_layer = int(st.number_input("Neighbours shown per probe point", 1, k, min(k, 15), key="samples-shown"))
 order = run.layers(model)
-present = loaders.neighbour_layers(run.path, model, order)
 samples = widgets.guarded(run, "samples.parquet", partial(loaders.samples, run.path))
-if not present or samples is None:
-    st.info(run.pending(f"Neighbour tables of {model}") if not present else "Samples cannot be shown without samples.parquet.")
+if samples is None:
     st.stop()
 
 how = st.radio("Choose a sample", ("by id", "most changed"), horizontal=True, key="samples-how")
 if how == "by id":
     ids = samples["sample_id"]
     sample_id = int(st.number_input("Sample id", int(ids.min()), int(ids.max()), int(ids.min()), key="samples-id"))
-    if sample_id not in set(ids.to_list()):
+    if not (ids == sample_id).any():
         st.warning(f"There is no sample with id {sample_id} in this run.")
         st.stop()
 else:
@@ -45,9 +43,10 @@ else:
     sample_id = widgets.pick("Most changed (lowest Jaccard first)", list(jaccard), key="samples-changed",
                              format_func=lambda s: f"{s} (Jaccard {jaccard[s]:.3f})")
 
-neighbours = widgets.guarded(run, f"Neighbour tables of {model}", partial(loaders.neighbours, run.path, model, present, sample_id, k))
+neighbours = widgets.guarded(run, f"Neighbour tables of {model}", partial(loaders.neighbours, run.path, model, order, sample_id, k))
 if neighbours is None:
     st.stop()
+present = [layer for layer in order if layer in set(neighbours["layer"])]
 table = gallery.neighbour_table(neighbours, present, samples)
 label = samples.filter(sample_id=sample_id)["label"].item() if "label" in samples.columns else None
 thumbnails = widgets.guarded(run, "Thumbnails", partial(loaders.thumbnails, run.path, [sample_id, *table["neighbour_id"].to_list()])) or {}

@@ -10,9 +10,13 @@ over row batches suffices and no n x n matrix is formed (a_i = |x_i|^2, b_i = |y
   1^T K~L~ 1 = sum_i (x_i.s_x - a_i)(y_i.s_y - b_i) = s_x^T C s_y - s_x.(X^T b) - s_y.(Y^T a) + sum a_i b_i.
 The estimator is exactly invariant to shifting all x_i by one vector (U-centring removes it), so
 features are shifted by their first batch's mean to keep the float64 sums from cancelling.
-Memory: one (d_a, d_b) float64 matrix per pair a <= b; features wider than `max_dim` are first
-multiplied by a seeded Gaussian projection (d, max_dim) / sqrt(max_dim), which preserves inner
-products only in expectation: CKA is then approximate (flagged in the result).
+
+Memory is one (d_a, d_b) float64 matrix per pair, so features wider than `max_dim` are projected
+by seeded Gaussian matrices R (d, max_dim) / sqrt(max_dim), E[R R^T] = I. HSIC is bilinear in
+(K, L), so it stays unbiased when K and L come from independent projections: cross terms use each
+layer's first projection, and a layer's own HSIC(K, K) pairs its first projection with a second,
+independent one (the same R on both sides would inflate it by ~(tr K)^2 / max_dim and bias CKA
+towards 0). What remains is variance: CKA is then approximate (flagged in the result).
 """
 
 from __future__ import annotations
@@ -30,63 +34,92 @@ class CkaResult:
     projected: np.ndarray  # (L,) bool, randomly projected to max_dim
 
 
-def _projection(d: int, max_dim: int, rng: np.random.Generator) -> np.ndarray | None:
-    if d <= max_dim:
-        return None
-    return (rng.standard_normal((d, max_dim)) / np.sqrt(max_dim)).astype(np.float32)  # (d, m) float32
+@dataclass(frozen=True)
+class _View:
+    """One layer's features as fed to HSIC: raw, or through one random projection."""
+
+    layer: int
+    dim: int  # after projection
+    projection: np.ndarray | None  # (d, dim) float32
+
+    def read(self, features: np.ndarray, start: int, stop: int) -> np.ndarray:
+        rows = np.asarray(features[start:stop], dtype=np.float32).reshape(stop - start, -1)  # (B, d) float32
+        return (rows if self.projection is None else rows @ self.projection).astype(np.float64)  # (B, d') float64
 
 
-def _read(features: np.ndarray, start: int, stop: int, projection: np.ndarray | None) -> np.ndarray:
-    rows = np.asarray(features[start:stop], dtype=np.float32).reshape(stop - start, -1)  # (B, d) float32
-    return (rows if projection is None else rows @ projection).astype(np.float64)  # (B, d') float64
+class _Moments:
+    """Sums over samples from which the unbiased HSIC of any two views follows."""
+
+    def __init__(self, dims: list[int], pairs: set[tuple[int, int]]):
+        width = len(dims)
+        self.n = 0
+        self.cross = {(u, v): np.zeros((dims[u], dims[v])) for u, v in pairs}  # sum x_i y_i^T
+        self.sums = [np.zeros(d) for d in dims]  # sum x_i
+        self.by_norm = [np.zeros((d, width)) for d in dims]  # [u][:, v] = sum |y_i|^2 x_i, y from view v
+        self.norm_products = np.zeros((width, width))  # sum a_i b_i
+        self.norm_sums = np.zeros(width)  # sum a_i
+
+    def add(self, z: list[np.ndarray]) -> None:
+        norms = np.stack([np.einsum("ij,ij->i", zi, zi) for zi in z], axis=1)  # (B, V)
+        for u, v in self.cross:
+            self.cross[u, v] += z[u].T @ z[v]
+        for u, zu in enumerate(z):
+            self.sums[u] += zu.sum(axis=0)
+            self.by_norm[u] += zu.T @ norms
+        self.norm_products += norms.T @ norms
+        self.norm_sums += norms.sum(axis=0)
+        self.n += len(norms)
+
+    def hsic(self, u: int, v: int) -> float:
+        n, c, s = self.n, self.cross[u, v], self.sums
+        trace = float((c * c).sum()) - self.norm_products[u, v]
+        k_sum = float(s[u] @ s[u]) - self.norm_sums[u]
+        l_sum = float(s[v] @ s[v]) - self.norm_sums[v]
+        kl_sum = float(s[u] @ c @ s[v] - s[u] @ self.by_norm[u][:, v] - s[v] @ self.by_norm[v][:, u]) + self.norm_products[u, v]
+        return (trace + k_sum * l_sum / ((n - 1) * (n - 2)) - 2.0 * kl_sum / (n - 2)) / (n * (n - 3))
+
+
+def _views(dims: list[int], max_dim: int, seed: int) -> tuple[list[_View], list[tuple[int, int]]]:
+    """The views to read, and per layer (its cross-term view, the partner view of its own HSIC)."""
+    views: list[_View] = []
+    own = []
+    for layer, d in enumerate(dims):
+        if d <= max_dim:
+            views.append(_View(layer, d, None))
+            own.append((len(views) - 1, len(views) - 1))
+            continue
+        rng = np.random.default_rng([seed, layer])
+        views += [_View(layer, max_dim, (rng.standard_normal((d, max_dim)) / np.sqrt(max_dim)).astype(np.float32)) for _ in range(2)]
+        own.append((len(views) - 2, len(views) - 1))
+    return views, own
 
 
 def linear_cka(features: Sequence[np.ndarray], batch: int = 4096, max_dim: int = 1024, seed: int = 0) -> CkaResult:
     """Linear CKA (unbiased HSIC) between every pair of (n, d_i) feature arrays, rows aligned.
 
-    Arrays may be np.memmap: they are read `batch` rows at a time. Layer i's projection (if any)
-    is drawn from np.random.default_rng([seed, i]).
+    Arrays may be np.memmap: they are read `batch` rows at a time. Layer i's projections (if any)
+    are drawn from np.random.default_rng([seed, i]).
     """
     n = features[0].shape[0]
     if n < 4 or any(f.shape[0] != n for f in features):
         raise ValueError(f"CKA needs >= 4 samples and the same rows in every layer; got {[f.shape for f in features]}")
+    dims = [int(np.prod(f.shape[1:])) for f in features]
+    views, own = _views(dims, max_dim, seed)
     width = len(features)
-    dims_in = [int(np.prod(f.shape[1:])) for f in features]
-    projections = [_projection(d, max_dim, np.random.default_rng([seed, i])) for i, d in enumerate(dims_in)]
-    dims = [d if p is None else max_dim for d, p in zip(dims_in, projections)]
-    pairs = [(a, b) for a in range(width) for b in range(a, width)]
-    cross = {(a, b): np.zeros((dims[a], dims[b])) for a, b in pairs}  # sum x_i y_i^T
-    sums = [np.zeros(d) for d in dims]  # sum x_i
-    by_norm = [np.zeros((d, width)) for d in dims]  # [a][:, b] = sum |y_i|^2 x_i with y from layer b
-    norm_products = np.zeros((width, width))  # sum a_i b_i
-    norm_sums = np.zeros(width)  # sum a_i
+    pairs = {(own[a][0], own[b][0]) for a in range(width) for b in range(a + 1, width)} | set(own)
+    moments = _Moments([v.dim for v in views], pairs)
     shifts: list[np.ndarray] = []
     for start in range(0, n, batch):
-        stop = min(start + batch, n)
-        z = [_read(f, start, stop, p) for f, p in zip(features, projections)]  # each (B, d_i) float64
-        shifts = shifts or [zi.mean(axis=0) for zi in z]
-        z = [zi - s for zi, s in zip(z, shifts)]
-        norms = np.stack([np.einsum("ij,ij->i", zi, zi) for zi in z], axis=1)  # (B, L)
-        for a, b in pairs:
-            cross[a, b] += z[a].T @ z[b]
-        for a in range(width):
-            sums[a] += z[a].sum(axis=0)
-            by_norm[a] += z[a].T @ norms
-        norm_products += norms.T @ norms
-        norm_sums += norms.sum(axis=0)
-
-    def hsic(a: int, b: int) -> float:
-        c = cross[a, b]
-        trace = float((c * c).sum()) - norm_products[a, b]
-        k_sum = float(sums[a] @ sums[a]) - norm_sums[a]
-        l_sum = float(sums[b] @ sums[b]) - norm_sums[b]
-        kl_sum = float(sums[a] @ c @ sums[b] - sums[a] @ by_norm[a][:, b] - sums[b] @ by_norm[b][:, a]) + norm_products[a, b]
-        return (trace + k_sum * l_sum / ((n - 1) * (n - 2)) - 2.0 * kl_sum / (n - 2)) / (n * (n - 3))
-
+        z = [v.read(features[v.layer], start, min(start + batch, n)) for v in views]  # each (B, d_v) float64
+        shifts = shifts or [zv.mean(axis=0) for zv in z]
+        moments.add([zv - s for zv, s in zip(z, shifts)])
     h = np.zeros((width, width))  # (L, L) unbiased HSIC
-    for a, b in pairs:
-        h[a, b] = h[b, a] = hsic(a, b)
+    for a in range(width):
+        h[a, a] = moments.hsic(*own[a])
+        for b in range(a + 1, width):
+            h[a, b] = h[b, a] = moments.hsic(own[a][0], own[b][0])
     scale = np.sqrt(np.clip(np.diag(h), 0.0, None))  # (L,)
     with np.errstate(divide="ignore", invalid="ignore"):
         matrix = np.where(np.outer(scale, scale) > 0, h / np.outer(scale, scale), np.nan)
-    return CkaResult(matrix, np.array(dims, dtype=np.int64), np.array([p is not None for p in projections]))
+    projected = np.array([own[a][0] != own[a][1] for a in range(width)])
+    return CkaResult(matrix, np.where(projected, max_dim, dims).astype(np.int64), projected)

@@ -28,7 +28,9 @@ def monotonicity(nnts: pl.DataFrame, probes: list[Probe]) -> pl.DataFrame:
         distance=(pl.col("position_b") - pl.col("position_a")).abs()
     )
     rows = []
-    for (model, k), group in df.group_by(["model", "k"], maintain_order=True):
+    for (model, k), group in df.group_by(["model", "k"]):
         rho, p = spearman(group["distance"].to_numpy(), group["jaccard"].to_numpy())
         rows.append((model, k, rho, p, group.height))
+    order = {model: i for i, model in enumerate(dict.fromkeys(p[0] for p in probes))}
+    rows.sort(key=lambda row: (order[row[0]], row[1]))  # models in probe order, then k
     return tables.from_rows(rows, tables.MONOTONICITY)

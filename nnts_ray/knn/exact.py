@@ -4,9 +4,9 @@ All arrays here are in *row space*: row r of a probe point's feature matrix belo
 sample in ascending `sample_id` order, so ordering by row is ordering by sample id and the tie rule
 "(distance, neighbour id) ascending" is "(distance, row) ascending". Callers map rows to ids.
 
-Search is split so that it can be sharded (see `nnts_ray.knn.sharded`): every database shard returns
-its own top `kc` candidates (`ShardIndex.search`), candidates from all shards are merged
-(`merge_candidates`), and `finalize` re-scores the leading ranks exactly, excludes self by index and
+Search is split so that it can be sharded (see `nnts_ray.stages.neighbours`): every database shard
+returns its own top `kc` candidates with the leading ranks re-scored exactly (`ShardIndex.search`),
+candidates from all shards are merged (`merge_candidates`), and `finalize` excludes self by index and
 keeps k. The merged top-kc over shards equals the global top-kc, so sharded == single search.
 """
 
@@ -28,27 +28,17 @@ class Neighbours:
     distance: np.ndarray  # (q, k) float32, Euclidean (l2) or 1 - cos (cosine)
 
 
-def prepare(x: np.ndarray, metric: str, center: np.ndarray | None = None) -> np.ndarray:
-    """Features as searched: l2 centres them (distances are translation invariant and the
-    ‖x‖²+‖y‖²−2x·y form FAISS uses loses precision in proportion to ‖x‖²); cosine L2-normalises
-    (all-zero rows stay zero: they are at distance 1 from everything)."""
+def prepare(x: np.ndarray, metric: str) -> np.ndarray:
+    """Features as searched: l2 as they are (exact re-scoring by direct differences keeps exact ties
+    exact, which centring would not); cosine L2-normalised (all-zero rows stay zero: they are at
+    distance 1 from everything)."""
     x = np.asarray(x, dtype=np.float32)
     if metric == "l2":
-        if center is None:
-            return x
-        return (x - center).astype(np.float32, copy=False)
+        return x
     if metric == "cosine":
         norms = np.linalg.norm(x, axis=1, keepdims=True)
         return (x / np.where(norms > 0, norms, 1.0)).astype(np.float32, copy=False)
     raise ValueError(f"metric={metric!r} is not allowed; choose one of: l2, cosine")
-
-
-def feature_center(x: np.ndarray, block: int = 65536) -> np.ndarray:
-    """Column means in float64, read in row blocks (x may be a memmap larger than memory)."""
-    total = np.zeros(x.shape[1], dtype=np.float64)
-    for s in range(0, x.shape[0], block):
-        total += np.asarray(x[s : s + block], dtype=np.float64).sum(axis=0)
-    return (total / max(x.shape[0], 1)).astype(np.float32)
 
 
 def candidates_needed(k: int, n: int) -> int:
@@ -83,14 +73,20 @@ class ShardIndex:
         self.offset = offset
         self.device = device
 
-    def search(self, queries: np.ndarray, need: int, kc: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, need: int, kc: int, refine_ranks: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Top-kc candidates of this shard for every query: (d2 (q, kc) float32, rows (q, kc) int64),
-        sorted by (d2, row). `need` (≤ kc) is how many must be right including boundary ties."""
+        sorted by (d2, row). The leading ranks are re-scored exactly here, where the data lives, so
+        that shards merge on exact values; `need` (≤ kc) ranks are right including boundary ties."""
         kc = min(kc, self.base.shape[0])
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         if kc == 0:
             return np.empty((len(queries), 0), np.float32), np.empty((len(queries), 0), np.int64)
         d2, local = self._gemm_topk(queries, kc)
+        if refine_ranks > 0:
+            r = min(kc, refine_ranks + 1 + max(4, refine_ranks // 64))
+            head, hrows = sort_rows(exact_d2(queries, self.base, local[:, :r]), local[:, :r])
+            d2 = np.concatenate([head, d2[:, r:]], axis=1)
+            local = np.concatenate([hrows, local[:, r:]], axis=1)
         d2, local = self._complete_ties(queries, d2, local, min(need, kc))
         return d2, local + self.offset
 
@@ -115,7 +111,7 @@ class ShardIndex:
                 full = exact_d2(queries[suspect], self.base, every)
                 fd, fr = sort_rows(full, np.array(every))
                 d2[suspect], local[suspect] = fd[:, :kc], fr[:, :kc]
-        return sort_rows(d2, local)
+        return d2, local
 
     @property
     def max_sq_norm(self) -> float:
@@ -152,25 +148,9 @@ def merge_candidates(parts: list[tuple[np.ndarray, np.ndarray]], kc: int) -> tup
     return d2[:, :kc], rows[:, :kc]
 
 
-def finalize(
-    queries: np.ndarray,
-    query_rows: np.ndarray,
-    d2: np.ndarray,
-    rows: np.ndarray,
-    k: int,
-    base: np.ndarray,
-    refine_ranks: int,
-    metric: str,
-) -> Neighbours:
-    """Exact re-score of the leading ranks, self excluded by index, k kept, distances converted.
-    `base` is the full prepared (n, d) matrix (or memmap) from which candidates are gathered by row."""
-    if refine_ranks > 0:
-        r = min(d2.shape[1], refine_ranks + 1 + max(4, refine_ranks // 64))
-        head = exact_d2(queries, base, rows[:, :r])
-        hd, hr = sort_rows(head, rows[:, :r])
-        d2 = np.concatenate([hd, d2[:, r:]], axis=1)
-        rows = np.concatenate([hr, rows[:, r:]], axis=1)
-    is_self = rows == query_rows[:, None]  # exclusion by index, never "drop the first column"
+def finalize(query_rows: np.ndarray, d2: np.ndarray, rows: np.ndarray, k: int, metric: str) -> Neighbours:
+    """Self excluded by index (never "drop the first column"), k kept, distances converted."""
+    is_self = rows == query_rows[:, None]
     order = np.argsort(is_self, axis=1, kind="stable")[:, :k]
     rows = np.take_along_axis(rows, order, axis=1)
     d2 = np.take_along_axis(d2, order, axis=1)
@@ -192,7 +172,7 @@ def knn_rows(
     n = x.shape[0]
     if not 1 <= k < n:
         raise ValueError(f"k={k} is not allowed for n={n} samples; k must be between 1 and n-1")
-    xp = prepare(x, metric, feature_center(x) if metric == "l2" else None)
+    xp = prepare(x, metric)
     bounds = np.linspace(0, n, shards + 1).astype(int)
     indexes = [ShardIndex(xp[lo:hi], lo, device) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
     kc = candidates_needed(k, n)
@@ -200,8 +180,8 @@ def knn_rows(
     for s in range(0, n, query_block):
         q = xp[s : s + query_block]
         qrows = np.arange(s, s + len(q), dtype=np.int64)
-        d2, rows = merge_candidates([ix.search(q, k + 1, kc) for ix in indexes], kc)
-        nb = finalize(q, qrows, d2, rows, k, xp, refine_ranks, metric)
+        d2, rows = merge_candidates([ix.search(q, k + 1, kc, refine_ranks) for ix in indexes], kc)
+        nb = finalize(qrows, d2, rows, k, metric)
         out_rows.append(nb.rows)
         out_dist.append(nb.distance)
     return Neighbours(rows=np.concatenate(out_rows), distance=np.concatenate(out_dist))

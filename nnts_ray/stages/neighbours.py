@@ -2,9 +2,8 @@
 
 For each probe point every `ShardSearcher` actor holds one contiguous slice of the (prepared)
 database; every query block is searched against every shard, and the per-shard candidates (already
-in global rows) are merged into the global top-k by (distance, row). The driver then re-scores the
-leading ranks exactly, excludes self by index and writes one Parquet part per query block, each
-atomically and followed by a completion marker, so a killed run resumes at the first missing part.
+in global rows) are merged into the global top-k by (distance, row). The driver then excludes self
+by index and writes one Parquet part per query block, each atomically and followed by a completion marker, so a killed run resumes at the first missing part.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from nnts_ray.io import mark_done, read_json, write_parquet
-from nnts_ray.knn.exact import ShardIndex, candidates_needed, feature_center, finalize, merge_candidates, prepare
+from nnts_ray.knn.exact import ShardIndex, candidates_needed, finalize, merge_candidates, prepare
 from nnts_ray.naming import RunPaths
 from nnts_ray.progress import log
 from nnts_ray.schemas import NEIGHBOURS
@@ -28,14 +27,14 @@ class ShardSearcher:
         self.device = device
         self.index: ShardIndex | None = None
 
-    def load(self, features: str, lo: int, hi: int, metric: str, center: np.ndarray | None) -> int:
+    def load(self, features: str, lo: int, hi: int, metric: str) -> int:
         x = np.load(features, mmap_mode="r")[lo:hi]
-        self.index = ShardIndex(prepare(x, metric, center), lo, self.device)
+        self.index = ShardIndex(prepare(x, metric), lo, self.device)
         return hi - lo
 
-    def search(self, queries: np.ndarray, need: int, kc: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, need: int, kc: int, refine_ranks: int) -> tuple[np.ndarray, np.ndarray]:
         assert self.index is not None, "load() first"
-        return self.index.search(queries, need, kc)
+        return self.index.search(queries, need, kc, refine_ranks)
 
     def node(self) -> str:
         import ray
@@ -92,16 +91,14 @@ def search_probe(paths: RunPaths, model: str, layer: str, sample_ids: np.ndarray
     blocks = [(s, min(s + step, n)) for s in range(0, n, step)]
     todo = [(i, b) for i, b in enumerate(blocks) if not paths.marker("neighbours", model, layer, f"part-{i:05d}").is_file()]
     if todo:
-        center = feature_center(x) if plan.metric == "l2" else None
         bounds = np.linspace(0, n, len(searchers) + 1).astype(int)
         shards = [(s, lo, hi) for s, lo, hi in zip(searchers, bounds[:-1], bounds[1:]) if hi > lo]
-        ray.get([s.load.remote(features, int(lo), int(hi), plan.metric, center) for s, lo, hi in shards])
-        base = x if plan.metric == "l2" else prepare(x, plan.metric)  # exact re-scoring space
+        ray.get([s.load.remote(features, int(lo), int(hi), plan.metric) for s, lo, hi in shards])
         kc = candidates_needed(plan.k, n)
 
         def submit(lo: int, hi: int):
-            q = ray.put(prepare(x[lo:hi], plan.metric, center))
-            return [s.search.remote(q, plan.k + 1, kc) for s, _, _ in shards]
+            q = ray.put(prepare(x[lo:hi], plan.metric))
+            return [s.search.remote(q, plan.k + 1, kc, plan.refine_ranks) for s, _, _ in shards]
 
         pending = submit(*todo[0][1])
         for j, (part, (lo, hi)) in enumerate(todo):
@@ -110,8 +107,7 @@ def search_probe(paths: RunPaths, model: str, layer: str, sample_ids: np.ndarray
                 pending = submit(*todo[j + 1][1])  # keep the actors busy while the driver finalises
             d2, rows = merge_candidates(results, kc)
             qrows = np.arange(lo, hi, dtype=np.int64)
-            q = np.asarray(x[lo:hi], dtype=np.float32) if plan.metric == "l2" else base[lo:hi]
-            nb = finalize(q, qrows, d2, rows, plan.k, base, plan.refine_ranks, plan.metric)
+            nb = finalize(qrows, d2, rows, plan.k, plan.metric)
             write_parquet(neighbour_part(nb.rows, nb.distance, qrows, sample_ids), paths.neighbours_part(model, layer, part))
             mark_done(paths.marker("neighbours", model, layer, f"part-{part:05d}"), {"rows": [lo, hi]})
             if len(blocks) > 1:

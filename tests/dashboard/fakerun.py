@@ -91,22 +91,24 @@ def manifest(models: list[str], status: str, stages: dict[str, str], updated: st
     }
 
 
-def _nnts_rows(keys: list[tuple[str, str]], nbrs: dict, labels: np.ndarray) -> tuple[list[dict], list[dict]]:
-    n = len(labels)
+def _nnts_rows(keys: list[tuple[str, str]], nbrs: dict, n: int) -> tuple[list[dict], list[dict]]:
+    """NNTS for every ordered pair with the diagonal (as the core writes it); per-sample values for pairs
+    a < b in probe order only (as the core writes them)."""
     table, per_sample = [], []
-    for (ma, la), (mb, lb), k in product(keys, keys, KS):
+    for ((a, (ma, la)), (b, (mb, lb))), k in product(product(enumerate(keys), enumerate(keys)), KS):
         m = np.array([len(set(nbrs[ma, la][0][i, :k]) & set(nbrs[mb, lb][0][i, :k])) for i in range(n)])
         jac = m / (2 * k - m)
         table.append({"model_a": ma, "layer_a": la, "model_b": mb, "layer_b": lb, "k": k, "jaccard": jac.mean(),
                       "overlap": (m / k).mean(), "chance_jaccard": k / (2 * (n - 1) - k), "chance_overlap": k / (n - 1), "n_samples": n})
-        per_sample += [{"sample_id": i, "model_a": ma, "layer_a": la, "model_b": mb, "layer_b": lb, "k": k,
-                        "intersection": int(m[i]), "jaccard": float(jac[i])} for i in range(n)]
+        if a < b:
+            per_sample += [{"sample_id": i, "model_a": ma, "layer_a": la, "model_b": mb, "layer_b": lb, "k": k,
+                            "intersection": int(m[i]), "jaccard": float(jac[i])} for i in range(n)]
     return table, per_sample
 
 
-def _model_tables(model: str, nbrs: dict, feats: list[np.ndarray], labels: np.ndarray) -> tuple[list[dict], list[dict], list[dict]]:
-    """NNTP rows (only non-zero cells, as a writer may), layer statistics and CKA (each pair once)."""
-    nntp, layers, cka = [], [], []
+def _model_tables(model: str, nbrs: dict, labels: np.ndarray) -> tuple[list[dict], list[dict]]:
+    """NNTP rows (only non-zero cells, as a writer may) and layer statistics (the analysis stage's names)."""
+    nntp, layers = [], []
     for k in KS:
         graphs = [{(min(i, j), max(i, j)) for i in range(len(labels)) for j in nbrs[model, layer][0][i, :k]} for layer in LAYERS]
         nntp += [{"model": model, "layer_first": LAYERS[a], "layer_last": LAYERS[b], "k": k, "alpha": 0, "n_pairs": c}
@@ -115,44 +117,61 @@ def _model_tables(model: str, nbrs: dict, feats: list[np.ndarray], labels: np.nd
         ids, dist = nbrs[model, layer]
         layers.append({"model": model, "layer": layer, "position": p, "dim": DIMS[p], "shape": str(DIMS[p]), "reduction": "flatten",
                        "n_edges_k": None, "twonn_id": float(len(labels) / np.log(dist[:, 1] / dist[:, 0]).sum()),
-                       "label_agreement": float((labels[ids[:, :KS[0]]] == labels[:, None]).mean())})
-        cka += [{"model": model, "layer_a": layer, "layer_b": LAYERS[q], "cka": linear_cka(feats[p], feats[q])} for q in range(p, len(LAYERS))]
-    return nntp, layers, cka
+                       "twonn_n_used": len(labels), "twonn_discard": 0.0, "label_agreement_chance": 1 / 3,
+                       **{f"label_agreement_k{k}": float((labels[ids[:, :k]] == labels[:, None]).mean()) for k in KS}})
+    return nntp, layers
+
+
+def _write_neighbours(paths: RunPaths, model: str, layer: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    ids, dist = knn(x, max(KS))
+    frame = pl.DataFrame({"sample_id": np.repeat(np.arange(len(x)), max(KS)), "rank": np.tile(np.arange(max(KS)), len(x)),
+                          "neighbour_id": ids.ravel(), "distance": dist.ravel()})
+    write_parquet(frame.to_arrow(), paths.neighbours_part(model, layer, 0), schemas.NEIGHBOURS)
+    return ids, dist
+
+
+def _extras(paths: RunPaths, extras: tuple[str, ...], keys: list[tuple[str, str]], feats: dict, nnts: pl.DataFrame, per_sample: pl.DataFrame) -> None:
+    """Optional tables in the form the analysis stage writes them (pairs a <= b in probe order)."""
+    labels = pl.DataFrame({"sample_id": np.arange(N_SAMPLES), "label": np.arange(N_SAMPLES) % 3})
+    pair = ["model_a", "layer_a", "model_b", "layer_b", "k"]
+    if "cka" in extras:
+        rows = [{"model_a": ma, "layer_a": la, "model_b": mb, "layer_b": lb, "cka": linear_cka(feats[ma, la], feats[mb, lb]),
+                 "dim_a": feats[ma, la].shape[1], "dim_b": feats[mb, lb].shape[1], "projected": False}
+                for a, (ma, la) in enumerate(keys) for (mb, lb) in keys[a:]]
+        write_parquet(pl.DataFrame(rows).to_arrow(), paths.metric("cka"))
+    if "nnts_null" in extras:
+        null = (per_sample.group_by(pair, maintain_order=True).agg(pl.col("jaccard").mean()).join(nnts.select(*pair, "chance_jaccard"), on=pair)
+                .select(*pair, "jaccard", null_mean="chance_jaccard", null_std=pl.lit(0.01), z=(pl.col("jaccard") - pl.col("chance_jaccard")) / 0.01,
+                        p_value=pl.lit(0.001), permutations=pl.lit(100)))
+        write_parquet(null.to_arrow(), paths.metric("nnts_null"))
+    if "per_class" in extras:
+        per_class = per_sample.join(labels, on="sample_id", validate="m:1").group_by(*pair, "label").agg(jaccard_mean=pl.col("jaccard").mean(), n=pl.len())
+        write_parquet(per_class.to_arrow(), paths.metric("per_class"))
+    if "most_changed" in extras:
+        steps = pl.DataFrame({"layer_a": LAYERS[:-1], "layer_b": LAYERS[1:]})
+        changed = (per_sample.filter(pl.col("model_a") == pl.col("model_b")).join(steps, on=["layer_a", "layer_b"])
+                   .sort("jaccard", "sample_id").with_columns(model=pl.col("model_a"), rank=pl.int_range(pl.len()).over(pair)).filter(pl.col("rank") < 20))
+        write_parquet(changed.select("model", "layer_a", "layer_b", "k", "rank", "sample_id", "jaccard").to_arrow(), paths.metric("most_changed"))
 
 
 def write_run(run_dir: Path, models: list[str], *, thumbnails: bool = True, extras: tuple[str, ...] = (), updated: str = "2026-11-02T10:00:00+00:00") -> RunPaths:
-    """A complete run; `extras` picks optional tables: cka, nnts_null, most_changed."""
+    """A complete run; `extras` picks optional tables: cka, nnts_null, per_class, most_changed."""
     paths = RunPaths(run_dir)
     labels = np.arange(N_SAMPLES) % 3
     samples = {"sample_id": np.arange(N_SAMPLES), "label": labels}
     if thumbnails:
         samples["thumbnail"] = [None if i == 1 else png(i) for i in range(N_SAMPLES)]  # one image missing
     write_parquet(pl.DataFrame(samples).to_arrow(), paths.samples)
-    nbrs, all_feats = {}, {}
-    for seed, model in enumerate(models):
-        all_feats[model] = features(seed, labels)
-        for layer, x in zip(LAYERS, all_feats[model]):
-            ids, dist = nbrs[model, layer] = knn(x, max(KS))
-            frame = pl.DataFrame({"sample_id": np.repeat(np.arange(N_SAMPLES), max(KS)), "rank": np.tile(np.arange(max(KS)), N_SAMPLES),
-                                  "neighbour_id": ids.ravel(), "distance": dist.ravel()})
-            write_parquet(frame.to_arrow(), paths.neighbours_part(model, layer, 0), schemas.NEIGHBOURS)
-    nnts, per_sample = _nnts_rows([(m, layer) for m in models for layer in LAYERS], nbrs, labels)
-    write_parquet(pl.DataFrame(nnts).to_arrow(), paths.metric("nnts"), schemas.NNTS)
-    per_sample_frame = pl.DataFrame(per_sample)
-    write_parquet(per_sample_frame.to_arrow(), paths.metric("per_sample"), schemas.PER_SAMPLE)
-    nntp, layers, cka = (sum(parts, []) for parts in zip(*(_model_tables(m, nbrs, all_feats[m], labels) for m in models)))
+    keys = [(m, layer) for m in models for layer in LAYERS]  # probe order of the run
+    feats = {(m, layer): x for seed, m in enumerate(models) for layer, x in zip(LAYERS, features(seed, labels))}
+    nbrs = {key: _write_neighbours(paths, *key, feats[key]) for key in keys}
+    nnts, per_sample = (pl.DataFrame(rows) for rows in _nnts_rows(keys, nbrs, N_SAMPLES))
+    write_parquet(nnts.to_arrow(), paths.metric("nnts"), schemas.NNTS)
+    write_parquet(per_sample.to_arrow(), paths.metric("per_sample"), schemas.PER_SAMPLE)
+    nntp, layers = (sum(parts, []) for parts in zip(*(_model_tables(m, nbrs, labels) for m in models)))
     write_parquet(pl.DataFrame(nntp).to_arrow(), paths.metric("nntp"), schemas.NNTP)
     write_parquet(pl.DataFrame(layers, schema_overrides={"n_edges_k": pl.Int64}).to_arrow(), paths.metric("layers"))
-    if "cka" in extras:
-        write_parquet(pl.DataFrame(cka).to_arrow(), paths.metric("cka"))
-    if "nnts_null" in extras:
-        null = pl.DataFrame(nnts).select("model_a", "layer_a", "model_b", "layer_b", "k", null_mean=pl.col("chance_jaccard"), null_std=pl.lit(0.01),
-                                         z=(pl.col("jaccard") - pl.col("chance_jaccard")) / 0.01, p_value=pl.lit(0.001))
-        write_parquet(null.to_arrow(), paths.metric("nnts_null"))
-    if "most_changed" in extras:
-        changed = (per_sample_frame.filter((pl.col("model_a") == pl.col("model_b")) & (pl.col("layer_a") == LAYERS[0]) & (pl.col("layer_b") == LAYERS[-1]))
-                   .sort("jaccard", "sample_id").with_columns(model=pl.col("model_a"), rank=pl.int_range(pl.len()).over("model_a", "k")))
-        write_parquet(changed.select("model", "layer_a", "layer_b", "k", "sample_id", "jaccard", "rank").to_arrow(), paths.metric("most_changed"))
+    _extras(paths, extras, keys, feats, nnts, per_sample)
     stages = {s: "complete" for s in ("samples", "activations", "neighbours", "metrics")}
     write_json(manifest(models, "complete", stages, updated), paths.manifest)
     return paths
@@ -164,10 +183,7 @@ def write_in_progress(run_dir: Path) -> RunPaths:
     labels = np.arange(N_SAMPLES) % 3
     write_parquet(pl.DataFrame({"sample_id": np.arange(N_SAMPLES), "label": labels}).to_arrow(), paths.samples)
     for layer, x in list(zip(LAYERS, features(7, labels)))[:2]:
-        ids, dist = knn(x, max(KS))
-        frame = pl.DataFrame({"sample_id": np.repeat(np.arange(N_SAMPLES), max(KS)), "rank": np.tile(np.arange(max(KS)), N_SAMPLES),
-                              "neighbour_id": ids.ravel(), "distance": dist.ravel()})
-        write_parquet(frame.to_arrow(), paths.neighbours_part("lenet", layer, 0), schemas.NEIGHBOURS)
+        _write_neighbours(paths, "lenet", layer, x)
     stages = {"samples": "complete", "activations": "complete", "neighbours": "running"}
     write_json(manifest(["lenet"], "running", stages, "2026-11-03T10:00:00+00:00"), paths.manifest)
     return paths
@@ -187,7 +203,7 @@ RUNS = {"sweep": "sweep-digits", "single": "lenet-digits", "running": "nested/in
 
 def write_runs_root(root: Path, runs: dict[str, str] = RUNS) -> None:
     """The runs directory the page tests use, plus a folder that is not a run."""
-    write_run(root / runs["sweep"], ["lenet_a", "lenet_b"], extras=("cka", "nnts_null"), updated="2026-11-05T10:00:00+00:00")
+    write_run(root / runs["sweep"], ["lenet_a", "lenet_b"], extras=("cka", "nnts_null", "per_class"), updated="2026-11-05T10:00:00+00:00")
     write_run(root / runs["single"], ["lenet"], thumbnails=False, extras=("most_changed",), updated="2026-11-04T10:00:00+00:00")
     write_in_progress(root / runs["running"])
     corrupt(write_run(root / runs["corrupt"], ["lenet"], updated="2026-11-01T10:00:00+00:00"))

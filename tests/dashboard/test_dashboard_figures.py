@@ -73,7 +73,7 @@ def test_persistence_sums_to_the_connected_pairs_of_each_probe_point(sweep: RunP
     for layer in LAYERS:
         edges = pl.read_parquet(sweep.neighbours_dir("lenet_a", layer) / "*.parquet").filter(pl.col("rank") < k)
         undirected = edges.select(i=pl.min_horizontal("sample_id", "neighbour_id"), j=pl.max_horizontal("sample_id", "neighbour_id")).unique().height
-        assert curves.filter(start="all connected pairs", probe_point=layer)["n_pairs"].item() == undirected
+        assert curves.filter(start=figures.ALL_CONNECTED, probe_point=layer)["n_pairs"].item() == undirected
 
 
 def test_persistence_counts_runs_alive_at_each_point() -> None:
@@ -82,18 +82,31 @@ def test_persistence_counts_runs_alive_at_each_point() -> None:
     alive = {(r["start"], r["probe_point"]): r["n_pairs"] for r in curves.iter_rows(named=True)}
     assert alive[("a", "a")] == 8 and alive[("a", "b")] == 3 and alive[("a", "c")] == 2
     assert alive[("b", "b")] == 7 and alive[("b", "c")] == 3 and ("b", "a") not in alive
-    assert [alive[("all connected pairs", v)] for v in "abc"] == [8, 10, 11]
+    assert [alive[(figures.ALL_CONNECTED, v)] for v in "abc"] == [8, 10, 11]
 
 
 def test_cka_stored_once_per_pair_is_symmetric(sweep: RunPaths) -> None:
     cka = pl.read_parquet(sweep.metric("cka"))
-    z = np.array(figures.cka_heatmap(cka, "lenet_b", LAYERS).data[0].z)
+    z = np.array(figures.cka_heatmap(cka, "lenet_b", LAYERS, "lenet_b", LAYERS).data[0].z)
     np.testing.assert_allclose(z, z.T)
-    assert z[0, 2] == pytest.approx(cell(cka, "cka", model="lenet_b", layer_a=LAYERS[0], layer_b=LAYERS[2]))
+    assert z[2, 0] == pytest.approx(cell(cka, "cka", model_a="lenet_b", layer_a=LAYERS[0], model_b="lenet_b", layer_b=LAYERS[2]))
+    cross = np.array(figures.cka_heatmap(cka, "lenet_b", LAYERS, "lenet_a", LAYERS).data[0].z)  # stored as (lenet_a, lenet_b)
+    assert cross[1, 3] == pytest.approx(cell(cka, "cka", model_a="lenet_a", layer_a=LAYERS[3], model_b="lenet_b", layer_b=LAYERS[1]))
+
+
+def test_per_class_heatmap_steps_along_the_chain(sweep: RunPaths) -> None:
+    per_class = pl.read_parquet(sweep.metric("per_class"))
+    (trace,) = figures.per_class_heatmap(per_class, "lenet_a", LAYERS, KS[1]).data
+    assert list(trace.x) == [f"{a} → {b}" for a, b in zip(LAYERS, LAYERS[1:])] and list(trace.y) == ["0", "1", "2"]
+    expected = [[cell(per_class, "jaccard_mean", model_a="lenet_a", model_b="lenet_a", layer_a=a, layer_b=b, k=KS[1], label=label)
+                 for a, b in zip(LAYERS, LAYERS[1:])] for label in range(3)]
+    np.testing.assert_allclose(trace.z, expected)
 
 
 def test_layer_statistics_follow_the_chain_order(sweep: RunPaths) -> None:
     layers = pl.read_parquet(sweep.metric("layers")).filter(model="lenet_a").reverse()
-    fig = figures.layer_stats_figure(layers, LAYERS, ["twonn_id", "label_agreement"])
+    stats = figures.default_statistics(figures.layer_statistics(layers))
+    assert stats == ["twonn_id", *(f"label_agreement_k{k}" for k in KS)]  # not the fit's bookkeeping columns
+    fig = figures.layer_stats_figure(layers, LAYERS, stats)
     assert list(fig.data[0].x) == list(LAYERS)
     assert list(fig.data[0].y) == [cell(layers, "twonn_id", layer=layer) for layer in LAYERS]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
-from fakerun import KS, LAYERS, RUNS
+from fakerun import KS, LAYERS, RUNS, write_run
 from pagetest import PAGES, array, dataframe, figures, messages, open_page
 
 from dashboard import RUNS_ENV
@@ -73,7 +74,7 @@ def test_per_layer_shows_statistics_and_cka_beside_nnts(runs_root: Path) -> None
     at = open_page("views/layers.py", RUNS["sweep"])
     layers = pl.read_parquet(RunPaths(runs_root / RUNS["sweep"]).metric("layers")).filter(model="lenet_a")
     stats, cka, nnts = figures(at)
-    assert [t["name"] for t in stats["data"]] == ["twonn_id", "label_agreement"]
+    assert [t["name"] for t in stats["data"]] == ["twonn_id", *(f"label_agreement_k{k}" for k in KS)]
     assert array(stats["data"][0]["y"]).tolist() == [layers.filter(layer=layer)["twonn_id"].item() for layer in LAYERS]
     assert "CKA" in cka["layout"]["title"]["text"] and nnts["data"][0]["meta"] == KS[0]
 
@@ -172,3 +173,36 @@ def test_missing_runs_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv(RUNS_ENV, str(tmp_path / "gone"))
     at = open_page("views/nnts.py")
     assert not at.exception and messages(at)["error"] == [f"The runs directory {tmp_path / 'gone'} does not exist."]
+
+
+@pytest.fixture
+def hostile_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A run whose NNTS table is a link to a file outside the runs directory, and whose manifest names a
+    model '../escape'; next to it a run whose manifest has malformed probe points."""
+    root = tmp_path / "runs"
+    paths = write_run(root / "hostile", ["lenet"], thumbnails=False)
+    outside = tmp_path / "outside.parquet"
+    paths.metric("nnts").rename(outside)
+    paths.metric("nnts").symlink_to(outside)
+    manifest = json.loads(paths.manifest.read_text())
+    manifest["models"]["../escape"] = manifest["models"]["lenet"]
+    paths.manifest.write_text(json.dumps(manifest))
+    malformed = write_run(root / "malformed", ["lenet"], thumbnails=False)
+    manifest["models"] = {"lenet": {"probe_points": [{"name": "conv"}]}}
+    malformed.manifest.write_text(json.dumps(manifest))
+    monkeypatch.setenv(RUNS_ENV, str(root))
+    return root
+
+
+def test_links_and_names_do_not_lead_out_of_the_runs_directory(hostile_root: Path) -> None:
+    (error,) = messages(open_page("views/nnts.py", "hostile"))["error"]
+    assert "metrics/nnts.parquet" in error and "leads outside" in error
+    at = open_page("views/samples.py", "hostile")
+    at.selectbox(key="samples-model").set_value("../escape").run()
+    assert not at.exception and any("'../escape' is not usable in a path" in e for e in messages(at)["error"])
+
+
+def test_malformed_manifest_is_an_error_message(hostile_root: Path) -> None:
+    at = open_page("views/nntp.py", "malformed")
+    assert not at.exception
+    assert messages(at)["error"] == ["Run 'malformed' cannot be shown: manifest.json: probe points of model 'lenet' need 'layer' and 'position' (KeyError('position'))."]

@@ -1,0 +1,66 @@
+import numpy as np
+import pytest
+from scipy.stats import ortho_group
+
+from nnts_ray.analysis.cka import linear_cka
+
+
+def dense_unbiased_hsic(k: np.ndarray, l: np.ndarray) -> float:
+    """Textbook unbiased HSIC on n x n Gram matrices (Song et al. 2012; Nguyen et al. 2020, eq. 3)."""
+    n = len(k)
+    k, l = k.copy(), l.copy()
+    np.fill_diagonal(k, 0.0)
+    np.fill_diagonal(l, 0.0)
+    ones = np.ones(n)
+    value = np.trace(k @ l) + (ones @ k @ ones) * (ones @ l @ ones) / ((n - 1) * (n - 2)) - 2 / (n - 2) * (ones @ k @ l @ ones)
+    return value / (n * (n - 3))
+
+
+def dense_cka(x: np.ndarray, y: np.ndarray) -> float:
+    k, l = x @ x.T, y @ y.T
+    return dense_unbiased_hsic(k, l) / np.sqrt(dense_unbiased_hsic(k, k) * dense_unbiased_hsic(l, l))
+
+
+def _layers(rng: np.random.Generator, n: int = 240) -> list[np.ndarray]:
+    """Related, uncentred layers of different widths, as a network would give."""
+    x = rng.standard_normal((n, 12)) + 3.0
+    h = np.maximum(x @ rng.standard_normal((12, 30)), 0.0) + 0.5
+    out = h @ rng.standard_normal((30, 5)) + rng.standard_normal((n, 5))
+    return [a.astype(np.float32) for a in (x, h, out, rng.standard_normal((n, 9)))]
+
+
+def test_streaming_cka_matches_the_dense_formula():
+    layers = _layers(np.random.default_rng(0))
+    result = linear_cka(layers, batch=37)  # batches that do not divide n
+    expected = [[dense_cka(a.astype(np.float64), b.astype(np.float64)) for b in layers] for a in layers]
+    assert np.abs(result.matrix - np.array(expected)).max() < 1e-6
+    assert result.dims.tolist() == [12, 30, 5, 9] and not result.projected.any()
+
+
+def test_cka_is_invariant_to_rotation_and_scale(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((300, 20)).astype(np.float32)
+    rotated = (3.0 * x @ ortho_group.rvs(20, random_state=2)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    result = linear_cka([np.load(tmp_path / "x.npy", mmap_mode="r"), rotated], batch=64)
+    assert result.matrix == pytest.approx(np.ones((2, 2)), abs=1e-6)
+
+
+def test_layer_without_variance_gives_nan():
+    rng = np.random.default_rng(2)
+    result = linear_cka([rng.standard_normal((50, 4)), np.zeros((50, 3))])
+    assert np.isnan(result.matrix[0, 1]) and np.isnan(result.matrix[1, 1]) and result.matrix[0, 0] == pytest.approx(1.0)
+
+
+def test_random_projection_is_seeded_and_nearly_unbiased():
+    """A wide, high-rank layer projected to 200 dims: the naive same-projection self-HSIC would pull
+    its CKA values far towards 0; with independent projections they stay close to exact."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((400, 16))
+    wide = np.maximum(x @ rng.standard_normal((16, 1500)), 0.0) + rng.standard_normal((400, 1500))
+    layers = [x, wide.astype(np.float32), np.tanh(x[:, :4])]
+    exact = linear_cka(layers).matrix
+    approx = linear_cka(layers, max_dim=200, seed=5)
+    assert approx.projected.tolist() == [False, True, False] and approx.dims.tolist() == [16, 200, 4]
+    assert np.abs(approx.matrix - exact).max() < 0.08  # 0.01-0.05 over seeds 0-4
+    assert np.array_equal(approx.matrix, linear_cka(layers, max_dim=200, seed=5).matrix)

@@ -1,0 +1,31 @@
+import numpy as np
+import pytest
+
+from nnts_ray.analysis.graphs import adjacency, intersections, jaccard, to_rows, undirected_pairs
+
+
+def test_to_rows_maps_through_sample_ids_and_refuses_unknown_ids(sample_ids):
+    ids = sample_ids(5)
+    table = np.array([[ids[1], ids[4]], [ids[0], ids[2]], [ids[3], ids[0]], [ids[2], ids[1]], [ids[0], ids[3]]])
+    assert to_rows(table, ids).tolist() == [[1, 4], [0, 2], [3, 0], [2, 1], [0, 3]]
+    table[2, 1] = ids[-1] + 1
+    with pytest.raises(ValueError, match=str(ids[-1] + 1)):
+        to_rows(table, ids)
+
+
+def test_intersections_and_jaccard_match_python_sets(random_graph):
+    rng = np.random.default_rng(0)
+    n, k = 300, 12
+    a, b = random_graph(rng, n, k), random_graph(rng, n, k)
+    b[:50] = a[:50, ::-1]  # some rows identical up to order
+    expected = np.array([len(set(ra) & set(rb)) for ra, rb in zip(a, b)])
+    got = intersections(adjacency(a), b)
+    assert got.tolist() == expected.tolist()
+    assert np.allclose(jaccard(got, k), [m / len(set(ra) | set(rb)) for m, ra, rb in zip(expected, a, b)])
+
+
+def test_undirected_pairs_is_the_union_symmetrisation(random_graph):
+    rows = random_graph(np.random.default_rng(1), 40, 3)
+    n = len(rows)
+    expected = sorted({(min(i, j), max(i, j)) for i in range(n) for j in rows[i]})
+    assert undirected_pairs(rows).tolist() == [i * n + j for i, j in expected]

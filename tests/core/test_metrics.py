@@ -1,0 +1,142 @@
+"""NNTS and NNTP against brute-force references on seeded data (no Ray)."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from nnts_ray.api import analyse
+from tests.conftest import brute_force_knn
+from tests.core.reference import jaccard_reference, runs_reference, undirected_edges
+
+
+def _chain(n=240, seed=0):
+    """A chain of layers whose neighbourhoods drift: shared structure, then noise, then independent."""
+    rng = np.random.default_rng(seed)
+    x0 = rng.standard_normal((n, 12)).astype(np.float32)
+    x1 = x0 + 0.3 * rng.standard_normal((n, 12)).astype(np.float32)
+    x2 = np.tanh(x1 @ rng.standard_normal((12, 6))).astype(np.float32)
+    x3 = rng.standard_normal((n, 4)).astype(np.float32)
+    x4 = x2 + 0.05 * rng.standard_normal((n, 6)).astype(np.float32)
+    return {"a": x0, "b": x1, "c": x2, "d": x3, "e": x4}
+
+
+def _sets(x, k, ids):
+    rows, _ = brute_force_knn(x, k)
+    return [set(ids[r].tolist()) for r in rows]
+
+
+@pytest.fixture(scope="module")
+def chain_result():
+    feats = _chain()
+    ids = np.arange(1000, 1000 + 3 * 240, 3, dtype=np.int64)[::-1].copy()  # non-contiguous, unsorted ids
+    res = analyse(feats, k=[4, 15], alpha=[0, 1, 2], nntp_k=[4, 15], sample_ids=ids)
+    return feats, ids, res
+
+
+def test_nnts_matches_python_sets(chain_result):
+    feats, ids, res = chain_result
+    names = list(feats)
+    for k in (4, 15):
+        sets = {name: _sets(x, k, ids) for name, x in feats.items()}
+        for a in names:
+            for b in names:
+                jac, ovl, inter = jaccard_reference(sets[a], sets[b])
+                row = res.nnts.filter(k=k, layer_a=a, layer_b=b)
+                assert row.height == 1
+                assert row["jaccard"][0] == pytest.approx(jac, abs=1e-12)
+                assert row["overlap"][0] == pytest.approx(ovl, abs=1e-12)
+                if a < b:
+                    ps = res.per_sample.filter(k=k, layer_a=a, layer_b=b).sort("sample_id")
+                    by_id = dict(zip(ids.tolist(), inter))
+                    assert ps["intersection"].to_list() == [by_id[i] for i in sorted(ids.tolist())]
+
+
+def test_nnts_matrix_is_symmetric_with_unit_diagonal(chain_result):
+    _, _, res = chain_result
+    t = res.nnts
+    assert t.filter(pl.col("layer_a") == pl.col("layer_b"))["jaccard"].to_list() == [1.0] * 10
+    joined = t.join(t, left_on=["layer_a", "layer_b", "k"], right_on=["layer_b", "layer_a", "k"])
+    assert (joined["jaccard"] == joined["jaccard_right"]).all()
+    assert t["n_samples"].unique().to_list() == [240]
+
+
+@pytest.mark.parametrize("alpha", [0, 1, 2])
+@pytest.mark.parametrize("k", [4, 15])
+def test_nntp_matches_walking_every_pair(chain_result, alpha, k):
+    feats, ids, res = chain_result
+    names = list(feats)
+    edges = [undirected_edges(_sets(x, k, ids), ids) for x in feats.values()]
+    want = runs_reference(edges, alpha)
+    got = {
+        (names.index(f), names.index(l)): c
+        for f, l, c in res.nntp.filter(k=k, alpha=alpha).select("layer_first", "layer_last", "n_pairs").iter_rows()
+    }
+    assert got == want
+
+
+def test_nntp_identity_every_edge_in_exactly_one_run(chain_result):
+    feats, _, res = chain_result
+    names = list(feats)
+    t = res.nntp.filter(alpha=0, k=4)
+    for v, name in enumerate(names):
+        covering = t.filter(
+            pl.col("layer_first").replace_strict(names, list(range(5))) <= v,
+            pl.col("layer_last").replace_strict(names, list(range(5))) >= v,
+        )["n_pairs"].sum()
+        e_v = res.edges.filter(layer=name, k=4)["n_edges"][0]
+        assert covering == e_v
+        assert 240 * 4 / 2 <= e_v <= 240 * 4
+
+
+def test_independent_features_sit_at_chance_level():
+    rng = np.random.default_rng(7)
+    n, k = 2000, 20
+    res = analyse([rng.standard_normal((n, 8)) for _ in range(2)], k=k)
+    row = res.nnts.filter(layer_a="layer0", layer_b="layer1")
+    # per-sample overlap ~ hypergeometric(k, k, n-1): mean k/(n-1), sd of the mean ≈ sqrt(k)/(n-1)/sqrt(n)
+    assert row["chance_overlap"][0] == pytest.approx(k / (n - 1))
+    assert row["chance_jaccard"][0] == pytest.approx(k / (2 * (n - 1) - k))
+    assert abs(row["overlap"][0] - k / (n - 1)) < 5 * np.sqrt(k) / (n - 1) / np.sqrt(n) * 3
+    assert row["jaccard"][0] < 3 * row["chance_jaccard"][0]
+
+
+def test_sample_blocks_and_mask_groups_do_not_change_results():
+    """Blocks of samples, and more probes than one 62-bit mask holds, give identical tables."""
+    from nnts_ray.api import metric_tables, neighbour_table, probe_frame
+    from nnts_ray.knn.exact import knn_rows
+    from nnts_ray.metrics.nnts import Probe
+
+    rng = np.random.default_rng(3)
+    n, k, L = 60, 5, 70
+    ids = np.arange(n, dtype=np.int64) * 7
+    tables, probes = {}, []
+    base = rng.standard_normal((n, 3))
+    for v in range(L):
+        x = (base + 0.2 * v * rng.standard_normal((n, 3))).astype(np.float32)
+        nb = knn_rows(x, k)
+        probes.append(Probe("m" if v < 40 else "w", f"l{v}", v if v < 40 else v - 40))
+        tables[(probes[-1].model, probes[-1].layer)] = neighbour_table(nb.rows, nb.distance, ids)
+    frame = probe_frame(tables, probes)
+    one = metric_tables(frame, probes, ids, [k], [k], [0], sample_block=10_000)
+    many = metric_tables(frame, probes, ids, [k], [k], [0], sample_block=7)
+    for a, b in zip(one, many):
+        assert a.sort(a.columns).equals(b.sort(b.columns))
+    # spot-check a cross-group, cross-model pair against sets
+    t = one[0].filter(layer_a="l3", layer_b="l65")
+    sa = [set(r) for r in tables[("m", "l3")].sort("sample_id", "rank").group_by("sample_id", maintain_order=True)
+          .agg("neighbour_id")["neighbour_id"].to_list()]
+    sb = [set(r) for r in tables[("w", "l65")].sort("sample_id", "rank").group_by("sample_id", maintain_order=True)
+          .agg("neighbour_id")["neighbour_id"].to_list()]
+    assert t["model_b"][0] == "w"
+    assert t["jaccard"][0] == pytest.approx(jaccard_reference(sa, sb)[0], abs=1e-12)
+
+
+def test_api_rejects_bad_input():
+    x = np.zeros((10, 2), np.float32)
+    x[3, 1] = np.nan
+    with pytest.raises(ValueError, match="layer 'h' has 1 non-finite values"):
+        analyse({"h": x}, k=3)
+    with pytest.raises(ValueError, match="k=10 is not allowed for n=10"):
+        analyse({"h": np.zeros((10, 2))}, k=10)

@@ -1,0 +1,142 @@
+"""End to end on the embedded default (digits + LeNet-5) in the session's real Ray cluster:
+the files and schemas a run leaves, neighbours against exact references, metrics against sets."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+from sklearn.neighbors import NearestNeighbors
+
+from nnts_ray.cli import load_config
+from nnts_ray.config import ConfigError
+from nnts_ray.naming import RunPaths
+from nnts_ray.pipeline import run
+from nnts_ray.schemas import LAYERS, NEIGHBOURS, NNTP, NNTS, PER_SAMPLE
+from tests.conftest import assert_same_neighbours, brute_force_knn
+from tests.core.reference import jaccard_reference, runs_reference, undirected_edges
+
+PAPER_PROBES = ["input", "C0", "R0", "P0", "C1", "R1", "P1", "C2", "R2", "M3", "R3", "O"]
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def default_run(ray_cluster, tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    rc = load_config([f"run_dir={root}/run", f"paths.cache_dir={root}/cache"])
+    result = run(rc)
+    assert not result.already_complete
+    return rc, RunPaths(rc.run_dir)
+
+
+def _neighbour_sets(paths: RunPaths, layer: str, k: int) -> dict[int, set]:
+    t = pl.read_parquet(paths.neighbours_dir("lenet5", layer) / "*.parquet").filter(pl.col("rank") < k)
+    return {sid: set(v) for sid, v in t.group_by("sample_id").agg("neighbour_id").iter_rows()}
+
+
+def test_run_directory_holds_every_table_of_the_contract(default_run):
+    rc, paths = default_run
+    manifest = json.loads(paths.manifest.read_text())
+    assert manifest["status"] == "complete" and manifest["n_samples"] == 1797
+    for key in ("metric", "k", "self_exclusion", "tie_rule", "dtype", "index"):
+        assert key in manifest["conventions"]
+    assert {"torch", "ray", "polars", "pyarrow", "numpy"} <= set(manifest["versions"])
+    points = manifest["models"]["lenet5"]["probe_points"]
+    assert [p["layer"] for p in points] == PAPER_PROBES
+    assert [p["dim"] for p in points] == [1024, 4704, 4704, 1176, 1600, 1600, 400, 120, 120, 84, 84, 10]
+    assert all(manifest["stages"][s]["status"] == "complete" for s in ("samples", "activations", "neighbours", "metrics"))
+
+    samples = pq.read_table(paths.samples)
+    assert samples.schema.field("sample_id").type == "int64" and samples.schema.field("label").type == "int64"
+    assert samples.column("sample_id").to_pylist() == list(range(1797))
+
+    for layer in PAPER_PROBES:
+        d = paths.neighbours_dir("lenet5", layer)
+        assert all(f.suffix == ".parquet" for f in d.iterdir()), list(d.iterdir())
+        t = pq.read_table(list(d.iterdir())[0])
+        assert t.schema.equals(NEIGHBOURS, check_metadata=False)
+    for name, schema in [("nnts", NNTS), ("nntp", NNTP), ("per_sample", PER_SAMPLE), ("layers", LAYERS)]:
+        got = pq.read_schema(paths.metric(name))
+        assert got.names == schema.names and all(got.field(f).type == schema.field(f).type for f in schema.names)
+
+
+def test_every_sample_has_exactly_k_neighbours_never_itself(default_run):
+    rc, paths = default_run
+    t = pl.read_parquet(paths.neighbours_dir("lenet5", "R1") / "*.parquet")
+    assert t.height == 1797 * 100
+    per = t.group_by("sample_id").agg(pl.col("rank").sort(), pl.col("neighbour_id").n_unique())
+    assert per["neighbour_id"].unique().to_list() == [100]
+    assert per["rank"].to_list()[0] == list(range(100))
+    assert t.filter(pl.col("sample_id") == pl.col("neighbour_id")).height == 0
+    assert (t.sort("sample_id", "rank").group_by("sample_id", maintain_order=True)
+            .agg(pl.col("distance").diff().min())["distance"].drop_nulls() >= 0).all()
+
+
+@pytest.mark.parametrize("layer", ["input", "C0", "P1", "M3", "O"])
+def test_neighbours_match_exact_references(default_run, layer):
+    rc, paths = default_run
+    x = np.load(paths.activations("lenet5", layer))
+    t = pl.read_parquet(paths.neighbours_dir("lenet5", layer) / "*.parquet").sort("sample_id", "rank")
+    rows = t["neighbour_id"].to_numpy().reshape(1797, 100)
+    dist = t["distance"].to_numpy().reshape(1797, 100)
+    if x.shape[1] <= 400:  # the numpy/stable-sort reference
+        ref_rows, ref_dist = brute_force_knn(x, 100)
+    else:  # scikit-learn's exact brute force for the wide layers
+        d, i = NearestNeighbors(n_neighbors=101, algorithm="brute").fit(x).kneighbors(x)
+        keep = i != np.arange(len(x))[:, None]
+        ref_rows = np.array([r[m][:100] for r, m in zip(i, keep)])
+        ref_dist = np.array([r[m][:100] for r, m in zip(d, keep)])
+    assert_same_neighbours(rows, dist, ref_rows, ref_dist, rtol=2e-4, atol=2e-4)
+
+
+def test_metrics_match_sets_built_from_the_tables(default_run):
+    rc, paths = default_run
+    nnts = pl.read_parquet(paths.metric("nnts"))
+    for k in (15, 100):
+        sets = {layer: _neighbour_sets(paths, layer, k) for layer in PAPER_PROBES}
+        ids = sorted(sets["input"])
+        for a, b in [("input", "C0"), ("C0", "R0"), ("P1", "C2"), ("input", "O"), ("M3", "O")]:
+            jac, ovl, _ = jaccard_reference([sets[a][i] for i in ids], [sets[b][i] for i in ids])
+            row = nnts.filter(k=k, layer_a=a, layer_b=b)
+            assert row["jaccard"][0] == pytest.approx(jac, abs=1e-12)
+            assert row["overlap"][0] == pytest.approx(ovl, abs=1e-12)
+    sets15 = [_neighbour_sets(paths, layer, 15) for layer in PAPER_PROBES]
+    edges = [undirected_edges([s[i] for i in sorted(s)], sorted(s)) for s in sets15]
+    want = runs_reference(edges, alpha=0)
+    got = {(PAPER_PROBES.index(f), PAPER_PROBES.index(l)): c for f, l, c in
+           pl.read_parquet(paths.metric("nntp")).filter(k=15, alpha=0)
+           .select("layer_first", "layer_last", "n_pairs").iter_rows()}
+    assert got == want
+
+
+def test_paper_findings_hold_qualitatively(default_run):
+    rc, paths = default_run
+    j = {(a, b): v for a, b, v in pl.read_parquet(paths.metric("nnts")).filter(k=15)
+         .select("layer_a", "layer_b", "jaccard").iter_rows()}
+    # block-diagonal: conv -> ReLU -> pool of one conventional layer are closer than across layers
+    assert j[("C0", "R0")] > j[("R0", "C1")] and j[("C1", "R1")] > j[("R1", "C2")]
+    # similarity decays with distance between probe points
+    assert j[("input", "C0")] > j[("input", "C1")] > j[("input", "C2")] > j[("input", "O")]
+    nntp = pl.read_parquet(paths.metric("nntp")).filter(k=15, alpha=0)
+    through = nntp.filter(layer_first="input", layer_last="O")["n_pairs"][0]
+    assert 0 < through < nntp["n_pairs"].sum() / 2  # a small set persists from input to output
+
+
+def test_same_config_again_reports_the_finished_run(default_run):
+    rc, paths = default_run
+    before = {p: p.stat().st_mtime_ns for p in paths.root.rglob("*") if p.is_file()}
+    assert run(rc).already_complete
+    assert before == {p: p.stat().st_mtime_ns for p in paths.root.rglob("*") if p.is_file()}
+
+
+def test_different_config_in_a_finished_run_dir_is_refused_untouched(default_run):
+    rc, paths = default_run
+    before = {p: p.stat().st_mtime_ns for p in paths.root.rglob("*") if p.is_file()}
+    other = load_config([f"run_dir={rc.run_dir}", f"paths.cache_dir={rc.paths.cache_dir}", "k=[15]"])
+    with pytest.raises(ConfigError, match="different configuration"):
+        run(other)
+    assert before == {p: p.stat().st_mtime_ns for p in paths.root.rglob("*") if p.is_file()}
