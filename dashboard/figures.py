@@ -13,8 +13,6 @@ import plotly.graph_objects as go
 import polars as pl
 from plotly.subplots import make_subplots
 
-from nnts_ray import schemas
-
 FORMS = ("jaccard", "overlap")
 ALL_CONNECTED = "all connected pairs"  # the persistence curve of |E_v|, beside the curves per start
 
@@ -145,13 +143,13 @@ def persistence_figure(curves: pl.DataFrame, order: Sequence[str], starts: Seque
 
 
 def layer_statistics(layers: pl.DataFrame) -> list[str]:
-    """Numeric per-layer statistics the analysis added to layers.parquet (beyond its fixed columns)."""
-    return [c for c, dtype in layers.schema.items() if dtype.is_numeric() and c not in schemas.LAYERS.names]
+    """Numeric columns of layers.parquet that can be drawn along the chain (dim, |E_v|, analysis statistics)."""
+    return [c for c, dtype in layers.schema.items() if dtype.is_numeric() and c != "position"]
 
 
 def default_statistics(stats: Sequence[str]) -> list[str]:
     """The statistics worth a first look: intrinsic dimension and label agreement (not fit bookkeeping)."""
-    return [s for s in stats if s == "twonn_id" or s.startswith("label_agreement_k")] or list(stats[:1])
+    return [s for s in stats if s == "twonn_id" or s.startswith("label_agreement_k")]
 
 
 def layer_stats_figure(layers: pl.DataFrame, order: Sequence[str], stats: Sequence[str]) -> go.Figure:

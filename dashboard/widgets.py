@@ -89,6 +89,14 @@ def metric_table(run: Run, name: str, what: str | None) -> pl.DataFrame | None:
     return guarded(run, what or name, partial(loaders.table, run.path, name))
 
 
+def page_table(run: Run, name: str, what: str) -> pl.DataFrame:
+    """metrics/<name>.parquet for a page that shows nothing without it: stops the page after the message."""
+    frame = metric_table(run, name, what)
+    if frame is None:
+        st.stop()
+    return frame
+
+
 def pick(label: str, options: Sequence[T], key: str, index: int = 0, format_func: Callable[[T], str] = str) -> T:
     """A select box that survives option lists changing between runs; stops the page when there is no option."""
     if not options:

@@ -75,6 +75,7 @@ class KnnConfig:
     shards: Optional[int] = None  # database shards (actors) per probe point; None = one per worker
     query_block: int = 4096  # queries per task: bounds memory of the distance block
     refine_ranks: int = 128  # ranks re-scored with exact float64 distances (0 = off)
+    search_params: str = ""  # FAISS ParameterSpace string for approximate indexes, e.g. "nprobe=16"
     recall_sample: int = 1000  # queries used to measure recall of an approximate index
 
 

@@ -126,17 +126,25 @@ def _run_stages(rc, paths: RunPaths, manifest: Manifest, ss: SampleSet, prepared
             run_activations(paths, mc.name, job, n, [p.dim for p in points], actors, res.gpus)
 
     probes = [Probe(mc.name, p.layer, p.position) for mc, _, _, points in prepared for p in points]
+    approx = rc.knn.index != "exact"
     plan = SearchPlan(k=rc.k_max, metric=rc.knn.metric, query_block=rc.knn.query_block,
-                      refine_ranks=rc.knn.refine_ranks)
+                      refine_ranks=rc.knn.refine_ranks, factory=rc.knn.index if approx else None,
+                      search_params=rc.knn.search_params, recall_sample=rc.knn.recall_sample)
     with manifest.stage("neighbours"):
+        import ray
+
         searchers = start_searchers(rc.knn.shards or actors, res.gpus)
         for i, p in enumerate(probes):
             search_probe(paths, p.model, p.layer, ss.sample_ids, plan, searchers)
             log(f"neighbours {p.model}/{p.layer} ({i + 1}/{len(probes)}): k={plan.k}")
-        import ray
-
+        manifest.data["cluster"]["search_actors"] = ray.get([s.where.remote() for s in searchers])
         for s in searchers:
             ray.kill(s)
+        if approx:
+            conv = manifest.data["conventions"]
+            conv["index"]["recall"] = {f"{p.model}/{p.layer}": read_json(paths.marker("neighbours", p.model, p.layer))["recall"]
+                                       for p in probes}
+            conv["index"]["recall_sample"] = rc.knn.recall_sample
 
     layer_rows = [
         {"model": mc.name, "layer": p.layer, "position": p.position, "dim": p.dim,

@@ -16,9 +16,9 @@ layers = widgets.metric_table(run, "layers", "Per-layer statistics (metrics/laye
 if layers is not None:
     layers = layers.filter(pl.col("model") == model).sort("position")
     stats = figures.layer_statistics(layers)
-    if not stats:
+    if not (default := figures.default_statistics(stats)):
         st.info(run.pending("Per-layer statistics (intrinsic dimension, label agreement)"))
-    chosen = st.multiselect("Statistics", stats, default=figures.default_statistics(stats), key="layers-stats")
+    chosen = st.multiselect("Statistics", stats, default=default, key="layers-stats")
     if chosen:
         widgets.show_figure(figures.layer_stats_figure(layers, order, chosen), widgets.export_name(run, "layers", model))
     st.dataframe(layers, hide_index=True)

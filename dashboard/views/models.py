@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import widgets
+from dashboard import figures, widgets
 
 st.title("Across models — cross-model NNTS")
 run = widgets.current_run()
 if len(run.models) < 2:
     st.info(f"Run {run.name} has one model ({', '.join(run.models) or 'none'}); cross-model NNTS needs a sweep of two or more.")
     st.stop()
-nnts = widgets.metric_table(run, "nnts", "NNTS (metrics/nnts.parquet)")
-if nnts is None:
-    st.stop()
+nnts = widgets.page_table(run, "nnts", "NNTS (metrics/nnts.parquet)")
 left, right = st.columns(2)
 with left:
     model_a = widgets.pick("Model A (rows)", run.models, key="cross-a")
 with right:
     model_b = widgets.pick("Model B (columns)", run.models, key="cross-b", index=1)
 widgets.nnts_section(run, nnts, model_a, model_b, key="cross")
+cka = widgets.metric_table(run, "cka", None)
+if cka is not None and not figures.oriented(cka, model_a, model_b).is_empty():
+    st.subheader("Linear CKA between the two models")
+    widgets.show_figure(figures.cka_heatmap(cka, model_a, run.layers(model_a), model_b, run.layers(model_b)),
+                        widgets.export_name(run, "cka", model_a, model_b))

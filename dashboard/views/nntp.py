@@ -9,9 +9,7 @@ from dashboard import figures, widgets
 
 st.title("NNTP — nearest-neighbour topological persistence")
 run = widgets.current_run()
-nntp = widgets.metric_table(run, "nntp", "NNTP (metrics/nntp.parquet)")
-if nntp is None:
-    st.stop()
+nntp = widgets.page_table(run, "nntp", "NNTP (metrics/nntp.parquet)")
 model = widgets.pick("Model", run.models, key="nntp-model")
 rows = nntp.filter(pl.col("model") == model)
 if rows.is_empty():

@@ -9,9 +9,7 @@ from dashboard import figures, widgets
 
 st.title("NNTS — nearest-neighbour topological similarity")
 run = widgets.current_run()
-nnts = widgets.metric_table(run, "nnts", "NNTS (metrics/nnts.parquet)")
-if nnts is None:
-    st.stop()
+nnts = widgets.page_table(run, "nnts", "NNTS (metrics/nnts.parquet)")
 model = widgets.pick("Model", run.models, key="nnts-model")
 widgets.nnts_section(run, nnts, model, model, key="nnts")
 
@@ -24,4 +22,6 @@ if per_class is not None:
 monotonicity = widgets.metric_table(run, "monotonicity", None)
 if monotonicity is not None:
     st.caption("Does NNTS decay with the distance between probe points? Spearman ρ of NNTS against |position a − position b|:")
-    st.dataframe(monotonicity.filter(pl.col("model") == model), hide_index=True)
+    monotonicity = monotonicity.filter(pl.col("model") == model)
+    st.dataframe(monotonicity, hide_index=True)
+    widgets.export_table(monotonicity, widgets.export_name(run, "monotonicity", model))

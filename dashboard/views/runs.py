@@ -65,9 +65,12 @@ def run_summary(run: Run) -> None:
     cols[2].metric("k", ", ".join(map(str, run.k)) or "—")
     cols[3].metric("Models", len(run.models))
     st.subheader("Models and probe points")
-    st.dataframe(models_view(run), hide_index=True)
+    models = models_view(run)
+    st.dataframe(models, hide_index=True)
+    widgets.export_table(models, widgets.export_name(run, "models"))
     st.subheader("Stages")
     st.dataframe(run.stages, hide_index=True)
+    widgets.export_table(run.stages, widgets.export_name(run, "stages"))
     for title, key in (("Conventions", "conventions"), ("Configuration", "config"), ("Versions", "versions")):
         with st.expander(title):
             st.json(manifest.get(key) or {})

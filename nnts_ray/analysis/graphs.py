@@ -15,8 +15,13 @@ def to_rows(ids: np.ndarray, sample_ids: np.ndarray) -> np.ndarray:
     ids = np.asarray(ids, dtype=np.int64)
     if ids.ndim != 2 or ids.shape[0] != len(sample_ids):
         raise ValueError(f"neighbour ids must be (n={len(sample_ids)}, k); got shape {ids.shape}")
-    rows = np.minimum(np.searchsorted(sample_ids, ids), len(sample_ids) - 1)  # (n, k) int64
-    unknown = sample_ids[rows] != ids  # (n, k) bool
+    n = len(sample_ids)
+    if sample_ids[-1] - sample_ids[0] == n - 1:  # contiguous ids: a shift, no search
+        rows = ids - sample_ids[0]  # (n, k) int64
+        unknown = (rows < 0) | (rows >= n)  # (n, k) bool
+    else:
+        rows = np.minimum(np.searchsorted(sample_ids, ids), n - 1)
+        unknown = sample_ids[rows] != ids
     if unknown.any():
         raise ValueError(f"neighbour ids {ids[unknown][:5].tolist()} are not in sample_ids")
     return rows
@@ -43,9 +48,7 @@ def jaccard(intersection: np.ndarray, k: int) -> np.ndarray:
     return m / (2 * k - m)
 
 
-def undirected_pairs(rows: np.ndarray) -> np.ndarray:
-    """Connected pairs {i, j} (either directed edge) as sorted unique keys min*n + max: (|E|,) int64."""
-    n, k = rows.shape
-    src = np.repeat(np.arange(n, dtype=np.int64), k)  # (n*k,)
-    dst = rows.ravel().astype(np.int64)  # (n*k,)
-    return np.unique(np.minimum(src, dst) * n + np.maximum(src, dst))
+def connections(rows: np.ndarray) -> sp.csr_array:
+    """(n, n) symmetric bool pattern of connected pairs: {i, j} with i -> j or j -> i (union symmetrisation)."""
+    directed = adjacency(rows)
+    return (directed + directed.T).astype(bool).tocsr()

@@ -8,10 +8,8 @@ import numpy as np
 import polars as pl
 
 from nnts_ray.analysis import tables
-from nnts_ray.analysis.graphs import undirected_pairs
+from nnts_ray.analysis.graphs import connections
 from nnts_ray.analysis.probes import Probe, within_model
-
-_PAIR = ["model_a", "layer_a", "model_b", "layer_b", "k"]
 
 
 def per_class_means(per_sample: pl.DataFrame, sample_ids: np.ndarray, labels: np.ndarray) -> pl.DataFrame:
@@ -23,9 +21,9 @@ def per_class_means(per_sample: pl.DataFrame, sample_ids: np.ndarray, labels: np
     label_of = pl.DataFrame({"sample_id": sample_ids, "label": labels}, schema={"sample_id": pl.Int64, "label": pl.Int64})
     df = (
         per_sample.join(label_of, on="sample_id", validate="m:1")
-        .group_by([*_PAIR, "label"])
+        .group_by([*tables.PAIR_KEYS, "label"])
         .agg(jaccard_mean=pl.col("jaccard").mean(), n=pl.len())
-        .sort([*_PAIR, "label"])
+        .sort([*tables.PAIR_KEYS, "label"])
     )
     return tables.conform(df, tables.PER_CLASS)
 
@@ -51,9 +49,7 @@ def persistent_partners(chain: Sequence[np.ndarray]) -> np.ndarray:
     chain: each probe point's (n, k) row positions, in chain order. This is alpha = 0 persistence
     from the first to the last probe point; the sum over samples is twice NNTP's T[first, last].
     """
-    n = chain[0].shape[0]
-    kept = undirected_pairs(chain[0])  # (|E|,) int64 keys min*n + max
+    kept = connections(chain[0])  # (n, n) bool, symmetric
     for rows in chain[1:]:
-        kept = np.intersect1d(kept, undirected_pairs(rows), assume_unique=True)
-    lo, hi = np.divmod(kept, n)
-    return np.bincount(lo, minlength=n) + np.bincount(hi, minlength=n)
+        kept = kept.multiply(connections(rows))  # logical and: only pairs stored on both sides remain
+    return np.diff(kept.tocsr().indptr).astype(np.int64)

@@ -26,8 +26,6 @@ from nnts_ray.analysis.probes import Probe
 from nnts_ray.analysis.twonn import twonn
 from nnts_ray.config import ConfigError
 
-_PAIR_KEYS = ["model_a", "layer_a", "model_b", "layer_b", "k"]
-
 
 @dataclass
 class AnalysisInputs:
@@ -66,7 +64,7 @@ class AnalysisSettings:
 def run_analysis(ctx: AnalysisInputs, cfg: AnalysisSettings) -> dict[str, pl.DataFrame]:
     """All analysis tables by name; a table whose inputs are missing is left out (no labels: no
     per_class; permutations = 0: no nnts_null; no features: no cka)."""
-    _check(ctx)
+    _check(ctx, cfg)
     out = {"layer_stats": layer_stats(ctx, cfg)}
     per_sample, null = pairwise(ctx, cfg)
     if null is not None:
@@ -75,7 +73,7 @@ def run_analysis(ctx: AnalysisInputs, cfg: AnalysisSettings) -> dict[str, pl.Dat
         out["per_class"] = per_class_means(per_sample, ctx.sample_ids, ctx.labels)
     out["most_changed"] = most_changed(per_sample, ctx.probes, cfg.most_changed)
     out["nntp_partners"] = nntp_partners(ctx, cfg)
-    nnts = per_sample.group_by(_PAIR_KEYS).agg(pl.col("jaccard").mean())
+    nnts = per_sample.group_by(tables.PAIR_KEYS).agg(pl.col("jaccard").mean())
     out["monotonicity"] = monotonicity(nnts, ctx.probes)
     cka = cka_table(ctx, cfg)
     if cka is not None:
@@ -83,7 +81,7 @@ def run_analysis(ctx: AnalysisInputs, cfg: AnalysisSettings) -> dict[str, pl.Dat
     return out
 
 
-def _check(ctx: AnalysisInputs) -> None:
+def _check(ctx: AnalysisInputs, cfg: AnalysisSettings) -> None:
     ids = ctx.sample_ids
     if ids.ndim != 1 or ids.dtype != np.int64 or np.any(np.diff(ids) <= 0):
         raise ValueError("sample_ids must be a 1-D int64 array in strictly ascending order")
@@ -91,8 +89,9 @@ def _check(ctx: AnalysisInputs) -> None:
         raise ValueError(f"labels have shape {ctx.labels.shape}; expected {ids.shape}, aligned with sample_ids")
     if not ctx.probes or len({p[:2] for p in ctx.probes}) != len(ctx.probes):
         raise ValueError(f"probes must be a non-empty list of distinct (model, layer, position); got {ctx.probes}")
-    if not ctx.ks or any(not 1 <= k < len(ids) for k in ctx.ks):
-        raise ValueError(f"ks={ctx.ks}: each k must be in [1, n - 1 = {len(ids) - 1}]")
+    for name, ks in (("ks", ctx.ks), ("nntp_ks", cfg.nntp_ks)):
+        if not ks or any(not 1 <= k < len(ids) for k in ks):
+            raise ValueError(f"{name}={ks}: each k must be in [1, n - 1 = {len(ids) - 1}]")
 
 
 def _rows(ctx: AnalysisInputs, probe: Probe, k: int) -> np.ndarray:
@@ -104,16 +103,18 @@ def layer_stats(ctx: AnalysisInputs, cfg: AnalysisSettings) -> pl.DataFrame:
     """TwoNN (from the smallest k >= 2) and kNN label agreement per k, one row per probe point."""
     schema = tables.layer_stats_schema(ctx.ks, ctx.labels is not None)
     twonn_k = next((k for k in sorted(ctx.ks) if k >= 2), None)
+    chance = chance_agreement(ctx.labels) if ctx.labels is not None else None
     rows = []
-    for model, layer, position in ctx.probes:
+    for probe in ctx.probes:
+        model, layer, position = probe
         row = {"model": model, "layer": layer, "position": position, "twonn_discard": cfg.twonn_discard}
         if twonn_k is not None:
             fit = twonn(ctx.neighbours(model, layer, twonn_k)[1], cfg.twonn_discard, ctx.metric)
             row |= {"twonn_id": fit.dim, "twonn_n_used": fit.n_used, "twonn_n_zero": fit.n_zero}
         if ctx.labels is not None:
-            row["label_agreement_chance"] = chance_agreement(ctx.labels)
+            row["label_agreement_chance"] = chance
             for k in ctx.ks:
-                row[f"label_agreement_k{k}"] = float(label_agreement(_rows(ctx, (model, layer, position), k), ctx.labels).mean())
+                row[f"label_agreement_k{k}"] = float(label_agreement(_rows(ctx, probe, k), ctx.labels).mean())
         rows.append(tuple(row.get(name) for name in schema.names))
     return tables.from_rows(rows, schema)
 
@@ -141,17 +142,18 @@ def pairwise(ctx: AnalysisInputs, cfg: AnalysisSettings) -> tuple[pl.DataFrame, 
                 if with_null:
                     r = nnts_null(adj_a, rows_b, cfg.permutations, _cell_rng(cfg.seed, cell))
                     null_rows.append(cell + (r.observed, r.null_mean, r.null_std, r.z, r.p_value, r.permutations))
-    per_sample = ctx.per_sample if ctx.per_sample is not None else _concat(frames, schemas.PER_SAMPLE)
+    if ctx.per_sample is not None:
+        per_sample = ctx.per_sample
+    elif frames:
+        per_sample = tables.conform(pl.concat(frames), schemas.PER_SAMPLE)
+    else:  # a single probe point: no pairs
+        per_sample = pl.from_arrow(schemas.PER_SAMPLE.empty_table())
     return per_sample, tables.from_rows(null_rows, tables.NNTS_NULL) if cfg.permutations else None
 
 
 def _per_sample_frame(sample_ids: np.ndarray, cell: tuple, intersection: np.ndarray) -> pl.DataFrame:
     df = pl.DataFrame({"sample_id": sample_ids, "intersection": intersection, "jaccard": jaccard(intersection, cell[-1])})
-    return df.with_columns(pl.lit(v).alias(name) for name, v in zip(_PAIR_KEYS, cell))
-
-
-def _concat(frames: list[pl.DataFrame], schema) -> pl.DataFrame:
-    return tables.conform(pl.concat(frames), schema) if frames else pl.from_arrow(schema.empty_table())
+    return df.with_columns(pl.lit(v).alias(name) for name, v in zip(tables.PAIR_KEYS, cell))
 
 
 def nntp_partners(ctx: AnalysisInputs, cfg: AnalysisSettings) -> pl.DataFrame:

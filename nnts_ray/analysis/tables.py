@@ -7,7 +7,8 @@ from typing import Any, Mapping
 import polars as pl
 import pyarrow as pa
 
-_PAIR = [("model_a", pa.string()), ("layer_a", pa.string()), ("model_b", pa.string()), ("layer_b", pa.string())]
+PAIR_KEYS = ["model_a", "layer_a", "model_b", "layer_b", "k"]  # one cell of an NNTS matrix
+_PAIR = [(name, pa.string()) for name in PAIR_KEYS[:4]]
 
 CKA = pa.schema(
     _PAIR

@@ -48,9 +48,16 @@ def candidates_needed(k: int, n: int) -> int:
 
 
 def sort_rows(d2: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sort every row of candidates by (distance, row) — the tie rule."""
-    order = np.lexsort((rows, d2), axis=-1) if d2.size else np.zeros(d2.shape, dtype=np.int64)
-    return np.take_along_axis(d2, order, axis=1), np.take_along_axis(rows, order, axis=1)
+    """Sort every row of candidates by (distance, row) — the tie rule — with one uint64 sort.
+
+    For non-negative float32 the IEEE bit pattern orders like the value, so (bits << 32) | row is
+    a key whose order is exactly the lexicographic (distance, row) order (rows < 2**32)."""
+    bits = (np.maximum(d2, 0, dtype=np.float32) + np.float32(0)).view(np.uint32)  # +0 turns -0.0 into 0.0
+    key = (bits.astype(np.uint64) << np.uint64(32)) | rows.astype(np.uint64)
+    key.sort(axis=-1, kind="stable")  # timsort: linear on the pre-sorted runs that shard merges give
+    out_d2 = (key >> np.uint64(32)).astype(np.uint32).view(np.float32)
+    out_rows = (key & np.uint64(0xFFFFFFFF)).astype(np.int64)
+    return out_d2, out_rows
 
 
 def exact_d2(queries: np.ndarray, base: np.ndarray, rows: np.ndarray, base_offset: int = 0) -> np.ndarray:
@@ -68,10 +75,12 @@ def exact_d2(queries: np.ndarray, base: np.ndarray, rows: np.ndarray, base_offse
 class ShardIndex:
     """One database shard of one probe point: rows [offset, offset + len(base)) of the full matrix."""
 
-    def __init__(self, base: np.ndarray, offset: int = 0, device: str = "cpu"):
+    def __init__(self, base: np.ndarray, offset: int = 0, device: str = "cpu", factory: str | None = None,
+                 search_params: str = ""):
         self.base = np.ascontiguousarray(base, dtype=np.float32)  # (m, d)
         self.offset = offset
         self.device = device
+        self.approx = build_approximate(self.base, factory, search_params) if factory else None
 
     def search(self, queries: np.ndarray, need: int, kc: int, refine_ranks: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Top-kc candidates of this shard for every query: (d2 (q, kc) float32, rows (q, kc) int64),
@@ -91,6 +100,12 @@ class ShardIndex:
         return d2, local + self.offset
 
     def _gemm_topk(self, queries: np.ndarray, kc: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.approx is not None:  # approximate: missing results (-1) are padded with far points
+            d2, local = self.approx.search(queries, kc)
+            missing = local < 0
+            local = np.where(missing, 0, local).astype(np.int64)
+            d2 = np.where(missing, np.float32(np.inf), d2)
+            return sort_rows(np.maximum(d2, 0), local)
         if self.device.startswith("cuda"):
             return _gpu_topk(queries, self.base, kc, self.device)
         import faiss
@@ -103,7 +118,7 @@ class ShardIndex:
         may tie too, and FAISS picks among equals arbitrarily. Those rows — rare: duplicates — are
         recomputed exactly against the whole shard so the (distance, row) rule holds."""
         m, kc = self.base.shape[0], d2.shape[1]
-        if kc < m:
+        if kc < m and self.approx is None:
             tol = 1e-5 * (np.einsum("qd,qd->q", queries, queries) + self.max_sq_norm) + 1e-30
             suspect = np.flatnonzero(d2[:, -1] - d2[:, need - 1] <= tol)
             if len(suspect):
@@ -118,6 +133,25 @@ class ShardIndex:
         if not hasattr(self, "_max_sq_norm"):
             self._max_sq_norm = float(np.max(np.einsum("md,md->m", self.base, self.base))) if len(self.base) else 0.0
         return self._max_sq_norm
+
+
+def build_approximate(base: np.ndarray, factory: str, search_params: str, train_max: int = 100_000):
+    """A FAISS index from an index_factory string (e.g. "IVF256,Flat", "HNSW32"), trained on a seeded
+    sample of at most `train_max` rows; `search_params` like "nprobe=16" or "efSearch=128"."""
+    import faiss
+
+    try:
+        index = faiss.index_factory(base.shape[1], factory)
+    except RuntimeError as e:
+        raise ValueError(f"knn.index={factory!r} is not a FAISS index_factory string ({e})") from e
+    if not index.is_trained:
+        rng = np.random.default_rng(0)
+        sample = base if len(base) <= train_max else base[np.sort(rng.choice(len(base), train_max, replace=False))]
+        index.train(sample)
+    index.add(base)
+    if search_params:
+        faiss.ParameterSpace().set_index_parameters(index, search_params)
+    return index
 
 
 def _gpu_topk(queries: np.ndarray, base: np.ndarray, kc: int, device: str) -> tuple[np.ndarray, np.ndarray]:

@@ -15,31 +15,48 @@ import pyarrow as pa
 
 from nnts_ray.io import mark_done, read_json, write_parquet
 from nnts_ray.knn.exact import ShardIndex, candidates_needed, finalize, merge_candidates, prepare
+from nnts_ray.knn.recall import exact_rows, recall_at_k, sample_queries
 from nnts_ray.naming import RunPaths
 from nnts_ray.progress import log
 from nnts_ray.schemas import NEIGHBOURS
 
 
+@dataclass(frozen=True)
+class ShardSpec:
+    """Which rows of which probe point's features a search actor serves, and how."""
+
+    features: str
+    lo: int
+    hi: int
+    metric: str
+    factory: str | None = None  # FAISS index_factory string for approximate search; None = exact
+    search_params: str = ""
+
+
 class ShardSearcher:
-    """Ray actor holding one database shard of the current probe point."""
+    """Ray actor serving one database shard. The shard is (re)loaded from its spec on demand, so a
+    restarted actor (Ray's max_restarts) picks up where it was and retried tasks stay correct."""
 
     def __init__(self, device: str):
-        self.device = device
+        import torch
+
+        self.device = device if (device == "cpu" or torch.cuda.is_available()) else "cpu"
+        self.spec: ShardSpec | None = None
         self.index: ShardIndex | None = None
 
-    def load(self, features: str, lo: int, hi: int, metric: str) -> int:
-        x = np.load(features, mmap_mode="r")[lo:hi]
-        self.index = ShardIndex(prepare(x, metric), lo, self.device)
-        return hi - lo
-
-    def search(self, queries: np.ndarray, need: int, kc: int, refine_ranks: int) -> tuple[np.ndarray, np.ndarray]:
-        assert self.index is not None, "load() first"
+    def search(self, spec: ShardSpec, queries: np.ndarray, need: int, kc: int, refine_ranks: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+        if spec != self.spec:
+            x = np.load(spec.features, mmap_mode="r")[spec.lo : spec.hi]
+            self.index = ShardIndex(prepare(x, spec.metric), spec.lo, self.device, spec.factory, spec.search_params)
+            self.spec = spec
         return self.index.search(queries, need, kc, refine_ranks)
 
-    def node(self) -> str:
+    def where(self) -> dict:
         import ray
 
-        return ray.get_runtime_context().get_node_id()
+        ctx = ray.get_runtime_context()
+        return {"node": ctx.get_node_id(), "device": self.device, "gpu_ids": [str(g) for g in ray.get_gpu_ids()]}
 
 
 @dataclass(frozen=True)
@@ -48,6 +65,9 @@ class SearchPlan:
     metric: str
     query_block: int
     refine_ranks: int
+    factory: str | None = None
+    search_params: str = ""
+    recall_sample: int = 1000
 
 
 def neighbour_part(rows: np.ndarray, dist: np.ndarray, query_rows: np.ndarray, sample_ids: np.ndarray) -> pa.Table:
@@ -92,13 +112,13 @@ def search_probe(paths: RunPaths, model: str, layer: str, sample_ids: np.ndarray
     todo = [(i, b) for i, b in enumerate(blocks) if not paths.marker("neighbours", model, layer, f"part-{i:05d}").is_file()]
     if todo:
         bounds = np.linspace(0, n, len(searchers) + 1).astype(int)
-        shards = [(s, lo, hi) for s, lo, hi in zip(searchers, bounds[:-1], bounds[1:]) if hi > lo]
-        ray.get([s.load.remote(features, int(lo), int(hi), plan.metric) for s, lo, hi in shards])
+        shards = [(s, ShardSpec(features, int(lo), int(hi), plan.metric, plan.factory, plan.search_params))
+                  for s, lo, hi in zip(searchers, bounds[:-1], bounds[1:]) if hi > lo]
         kc = candidates_needed(plan.k, n)
 
         def submit(lo: int, hi: int):
             q = ray.put(prepare(x[lo:hi], plan.metric))
-            return [s.search.remote(q, plan.k + 1, kc, plan.refine_ranks) for s, _, _ in shards]
+            return [s.search.remote(spec, q, plan.k + 1, kc, plan.refine_ranks) for s, spec in shards]
 
         pending = submit(*todo[0][1])
         for j, (part, (lo, hi)) in enumerate(todo):
@@ -112,4 +132,24 @@ def search_probe(paths: RunPaths, model: str, layer: str, sample_ids: np.ndarray
             mark_done(paths.marker("neighbours", model, layer, f"part-{part:05d}"), {"rows": [lo, hi]})
             if len(blocks) > 1:
                 log(f"neighbours {model}/{layer}: part {part + 1}/{len(blocks)}")
-    mark_done(done, {"parts": len(blocks), "n": n, "k": plan.k})
+    info = {"parts": len(blocks), "n": n, "k": plan.k}
+    if plan.factory:
+        info["recall"] = measure_recall(paths, model, layer, x, sample_ids, plan)
+        log(f"neighbours {model}/{layer}: recall@{plan.k} of {plan.factory} = {info['recall']:.4f}")
+    mark_done(done, info)
+
+
+def measure_recall(paths: RunPaths, model: str, layer: str, x: np.ndarray, sample_ids: np.ndarray,
+                   plan: SearchPlan) -> float:
+    """Recall@k of what was written, against exact search on `plan.recall_sample` seeded queries."""
+    import polars as pl
+
+    rows = sample_queries(len(sample_ids), plan.recall_sample)
+    exact = exact_rows(x, rows, plan.k, plan.metric)
+    written = (
+        pl.scan_parquet(paths.neighbours_dir(model, layer) / "*.parquet")
+        .filter(pl.col("sample_id").is_in(sample_ids[rows].tolist()))
+        .sort("sample_id", "rank")
+        .collect()["neighbour_id"].to_numpy().reshape(len(rows), plan.k)
+    )
+    return recall_at_k(np.searchsorted(sample_ids, written), exact)

@@ -1,11 +1,12 @@
 import numpy as np
 import pytest
 
-from nnts_ray.analysis.graphs import adjacency, intersections, jaccard, to_rows, undirected_pairs
+from nnts_ray.analysis.graphs import adjacency, connections, intersections, jaccard, to_rows
 
 
-def test_to_rows_maps_through_sample_ids_and_refuses_unknown_ids(sample_ids):
-    ids = sample_ids(5)
+@pytest.mark.parametrize("contiguous", [False, True])
+def test_to_rows_maps_through_sample_ids_and_refuses_unknown_ids(sample_ids, contiguous):
+    ids = np.arange(40, 45) if contiguous else sample_ids(5)
     table = np.array([[ids[1], ids[4]], [ids[0], ids[2]], [ids[3], ids[0]], [ids[2], ids[1]], [ids[0], ids[3]]])
     assert to_rows(table, ids).tolist() == [[1, 4], [0, 2], [3, 0], [2, 1], [0, 3]]
     table[2, 1] = ids[-1] + 1
@@ -24,8 +25,9 @@ def test_intersections_and_jaccard_match_python_sets(random_graph):
     assert np.allclose(jaccard(got, k), [m / len(set(ra) | set(rb)) for m, ra, rb in zip(expected, a, b)])
 
 
-def test_undirected_pairs_is_the_union_symmetrisation(random_graph):
+def test_connections_are_the_union_symmetrisation(random_graph):
     rows = random_graph(np.random.default_rng(1), 40, 3)
-    n = len(rows)
-    expected = sorted({(min(i, j), max(i, j)) for i in range(n) for j in rows[i]})
-    assert undirected_pairs(rows).tolist() == [i * n + j for i, j in expected]
+    expected = {(i, int(j)) for i in range(40) for j in rows[i]}
+    expected |= {(j, i) for i, j in expected}
+    got = connections(rows).tocoo()
+    assert set(zip(got.row.tolist(), got.col.tolist())) == expected and got.data.all()

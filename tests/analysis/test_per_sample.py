@@ -61,3 +61,9 @@ def test_persistent_partners_match_a_plain_loop(knn, sample_ids):
     expected = [sum(i in pair for pair in persistent) for i in range(120)]
     got = persistent_partners(chain)
     assert got.tolist() == expected and got.sum() == 2 * len(persistent) > 0
+
+
+def test_a_pair_connected_everywhere_along_a_long_chain_is_kept(random_graph):
+    rows = random_graph(np.random.default_rng(3), 50, 4)
+    degree = [len({int(j) for j in rows[i]} | {j for j in range(50) if i in rows[j]}) for i in range(50)]
+    assert persistent_partners([rows] * 12).tolist() == degree

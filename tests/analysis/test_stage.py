@@ -100,3 +100,10 @@ def test_null_is_seeded(inputs):
 def test_settings_name_the_bad_value(bad):
     with pytest.raises(ConfigError, match=next(iter(bad))):
         AnalysisSettings(**bad)
+
+
+def test_a_single_probe_point_gives_empty_pair_tables(inputs):
+    single = dataclasses.replace(inputs, probes=PROBES[:1], features=lambda m, l: None)
+    out = run_analysis(single, AnalysisSettings(permutations=2, nntp_ks=[4]))
+    assert out["nnts_null"].is_empty() and out["most_changed"].is_empty() and out["monotonicity"].is_empty()
+    assert out["per_class"].is_empty() and out["nntp_partners"].height == N

@@ -140,3 +140,27 @@ def test_api_rejects_bad_input():
         analyse({"h": x}, k=3)
     with pytest.raises(ValueError, match="k=10 is not allowed for n=10"):
         analyse({"h": np.zeros((10, 2))}, k=10)
+
+
+def test_bitset_and_group_by_paths_agree():
+    """Dense k goes through bit sets, sparse k through the Polars group-by: same counts."""
+    from nnts_ray.api import neighbour_table, probe_frame
+    from nnts_ray.knn.exact import knn_rows
+    from nnts_ray.metrics.nnts import Probe, intersections, use_bitsets
+
+    rng = np.random.default_rng(11)
+    n, k = 300, 40
+    ids = np.sort(rng.choice(10_000, n, replace=False)).astype(np.int64)
+    base = rng.standard_normal((n, 4))
+    probes, tables = [], {}
+    for v in range(4):
+        nb = knn_rows((base + 0.5 * v * rng.standard_normal((n, 4))).astype(np.float32), k)
+        probes.append(Probe("m", f"l{v}", v))
+        tables[("m", f"l{v}")] = neighbour_table(nb.rows, nb.distance, ids)
+    frame = probe_frame(tables, probes)
+    assert use_bitsets(k, n) and not use_bitsets(4, n)
+    dense = intersections(frame, 4, ids, k, sample_block=1000, bitset_bytes=50 * 4 * n, method="bitset")
+    sparse = intersections(frame, 4, ids, k, sample_block=1000, method="group_by")
+    key = ["probe_a", "probe_b", "sample_id"]
+    assert dense.sort(key).equals(sparse.sort(key).select(dense.columns))
+    assert dense["intersection"].max() > 0 and dense["intersection"].min() < k

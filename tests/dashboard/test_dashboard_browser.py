@@ -12,6 +12,7 @@ from typing import Iterator
 
 import pytest
 from fakerun import RUNS
+from playwright.sync_api import Page, expect, sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -69,8 +70,6 @@ def server_url(runs_root: Path, tmp_path: Path) -> Iterator[str]:
 
 
 def test_click_through_every_page(server_url: str, tmp_path: Path) -> None:
-    from playwright.sync_api import expect, sync_playwright
-
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch_persistent_context(
             str(tmp_path / "profile"), executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True, viewport={"width": 1400, "height": 1000})
@@ -86,9 +85,23 @@ def test_click_through_every_page(server_url: str, tmp_path: Path) -> None:
                 expect(page.locator('[data-testid="stException"]')).to_have_count(0)
                 assert "Traceback" not in page.inner_text("body"), link
                 page.screenshot(path=str(tmp_path / f"{link.replace(' ', '_')}.png"))
+            downloads = {name: download(page, name) for name in ("Figure as HTML", "Table as CSV", "Table as Parquet")}  # on the last page
+            page.get_by_role("link", name="Runs", exact=True).click()
+            downloads["report"] = download(page, "Static HTML report of this run")
             page.goto(f"{server_url}/nnts?run=../../etc")
             expect(page.get_by_text("'../../etc' is not a run under the runs directory; it was not opened.")).to_be_visible()
             expect(page.locator('[data-testid="stException"]')).to_have_count(0)
         finally:
             browser.close()
     assert (tmp_path / "Single_samples.png").stat().st_size > 10_000
+    assert downloads["Table as CSV"].startswith(b"layer,position,rank,neighbour_id,label,distance,kept,everywhere\n")
+    assert downloads["Table as Parquet"][:4] == b"PAR1"
+    assert b"<html" in downloads["Figure as HTML"] and b"Plotly.newPlot" in downloads["Figure as HTML"]
+    assert downloads["report"].startswith(b"<!DOCTYPE html>") and f"nnts_ray run {RUNS['sweep']}".encode() in downloads["report"]
+
+
+def download(page: Page, button: str) -> bytes:
+    """Click a download button and return the file the browser received."""
+    with page.expect_download() as started:
+        page.get_by_role("button", name=button).first.click()
+    return Path(started.value.path()).read_bytes()

@@ -105,6 +105,7 @@ def test_per_class_heatmap_steps_along_the_chain(sweep: RunPaths) -> None:
 
 def test_layer_statistics_follow_the_chain_order(sweep: RunPaths) -> None:
     layers = pl.read_parquet(sweep.metric("layers")).filter(model="lenet_a").reverse()
+    assert {"dim", "n_edges_k", "twonn_n_used"} <= set(figures.layer_statistics(layers)) and "position" not in figures.layer_statistics(layers)
     stats = figures.default_statistics(figures.layer_statistics(layers))
     assert stats == ["twonn_id", *(f"label_agreement_k{k}" for k in KS)]  # not the fit's bookkeeping columns
     fig = figures.layer_stats_figure(layers, LAYERS, stats)

@@ -53,8 +53,11 @@ def test_cross_model_heatmap_has_model_a_rows_and_model_b_columns(runs_root: Pat
     at.selectbox(key="cross-a").set_value("lenet_b")
     at.selectbox(key="cross-b").set_value("lenet_a").run()
     nnts = pl.read_parquet(RunPaths(runs_root / RUNS["sweep"]).metric("nnts")).filter(model_a="lenet_b", model_b="lenet_a", k=KS[0])
-    z = array(figures(at)[0]["data"][0]["z"])
+    nnts_figure, cka_figure = figures(at)
+    z = array(nnts_figure["data"][0]["z"])
     np.testing.assert_allclose(z, [[nnts.filter(layer_a=a, layer_b=b)["jaccard"].item() for b in LAYERS] for a in LAYERS])
+    cka = pl.read_parquet(RunPaths(runs_root / RUNS["sweep"]).metric("cka")).filter(model_a="lenet_a", model_b="lenet_b")  # stored (a, b) only
+    np.testing.assert_allclose(array(cka_figure["data"][0]["z"]), [[cka.filter(layer_a=b, layer_b=a)["cka"].item() for b in LAYERS] for a in LAYERS])
 
 
 def test_nntp_matrix_and_persistence(runs_root: Path) -> None:
@@ -105,7 +108,7 @@ def test_single_sample_without_thumbnails_shows_placeholders() -> None:
     assert any("no thumbnails" in c.value for c in at.caption)
 
 
-@pytest.mark.parametrize("role", ["sweep", "single"])  # per_sample.parquet / most_changed.parquet
+@pytest.mark.parametrize("role", ["sweep", "single"])  # the single run also has most_changed.parquet (consecutive pairs only)
 def test_most_changed_lists_the_lowest_jaccard_first(runs_root: Path, role: str) -> None:
     at = open_page("views/samples.py", RUNS[role])
     at.radio(key="samples-how").set_value("most changed").run()
