@@ -20,12 +20,12 @@ from dashboard import widgets  # noqa: E402
 
 VIEWS = Path(__file__).with_name("views")
 PAGES = [
-    st.Page(VIEWS / "runs.py", title="Runs", icon=":material/list:", default=True),
-    st.Page(VIEWS / "nnts.py", title="NNTS", icon=":material/grid_on:"),
-    st.Page(VIEWS / "nntp.py", title="NNTP", icon=":material/timeline:"),
-    st.Page(VIEWS / "layers.py", title="Per layer", icon=":material/stacked_line_chart:"),
-    st.Page(VIEWS / "models.py", title="Across models", icon=":material/compare:"),
-    st.Page(VIEWS / "samples.py", title="Single samples", icon=":material/image:"),
+    st.Page(VIEWS / "runs.py", title="Runs", default=True),
+    st.Page(VIEWS / "nnts.py", title="NNTS"),
+    st.Page(VIEWS / "nntp.py", title="NNTP"),
+    st.Page(VIEWS / "layers.py", title="Per layer"),
+    st.Page(VIEWS / "models.py", title="Across models"),
+    st.Page(VIEWS / "samples.py", title="Single samples"),
 ]
 
 st.set_page_config(page_title="nnts_ray", layout="wide")

@@ -142,6 +142,15 @@ def persistence_figure(curves: pl.DataFrame, order: Sequence[str], starts: Seque
     return fig
 
 
+def partners_histogram(partners: pl.DataFrame, model: str, k: int) -> go.Figure:
+    """How many samples keep how many neighbours connected from the first probe point to the last."""
+    counts = partners.filter((pl.col("model") == model) & (pl.col("k") == k))["persistent_partners"].value_counts().sort("persistent_partners")
+    fig = go.Figure(go.Bar(x=counts["persistent_partners"].to_list(), y=counts["count"].to_list(),
+                           hovertemplate="%{y} samples keep %{x} partners<extra></extra>"))
+    fig.update_layout(height=320, xaxis={"title": {"text": "partners connected at every probe point"}}, yaxis={"title": {"text": "samples"}})
+    return fig
+
+
 def layer_statistics(layers: pl.DataFrame) -> list[str]:
     """Numeric columns of layers.parquet that can be drawn along the chain (dim, |E_v|, analysis statistics)."""
     return [c for c, dtype in layers.schema.items() if dtype.is_numeric() and c != "position"]

@@ -32,6 +32,7 @@ REQUIRED = {
     "nnts_null": (*_PAIR, "k", "z"),
     "per_class": (*_PAIR, "k", "label", "jaccard_mean"),
     "monotonicity": ("model", "k", "spearman_rho"),
+    "nntp_partners": ("model", "k", "sample_id", "persistent_partners"),
 }
 _READ_ERRORS = (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError, ValueError)
 

@@ -9,6 +9,7 @@ from typing import Callable, Sequence, TypeVar
 import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from dashboard import figures, loaders
 from dashboard.run import Run
@@ -138,21 +139,25 @@ def _parquet_bytes(frame: pl.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
+def download(label: str, make: Callable[[], str | bytes], file_name: str, mime: str, where: DeltaGenerator | None = None, help: str | None = None) -> None:
+    """A download whose file is built only when clicked; no rerun on click, which would retire the
+    other buttons' pending files (a second download would then fail)."""
+    (where or st).download_button(label, data=make, file_name=file_name, mime=mime, key=f"download-{file_name}", on_click="ignore", help=help)
+
+
 def export_table(frame: pl.DataFrame, name: str) -> None:
-    """CSV and Parquet downloads of `frame` (built only when clicked)."""
+    """CSV and Parquet downloads of `frame`."""
     row = st.container(horizontal=True)
-    row.download_button("Table as CSV", data=partial(frame.write_csv), file_name=f"{name}.csv", mime="text/csv", key=f"csv-{name}")
-    row.download_button("Table as Parquet", data=partial(_parquet_bytes, frame), file_name=f"{name}.parquet",
-                          mime="application/octet-stream", key=f"parquet-{name}")
+    download("Table as CSV", partial(frame.write_csv), f"{name}.csv", "text/csv", row)
+    download("Table as Parquet", partial(_parquet_bytes, frame), f"{name}.parquet", "application/octet-stream", row)
 
 
 def show_figure(fig: go.Figure, name: str) -> None:
     """The chart, its PNG through the toolbar's camera button, and a standalone HTML download."""
     config = {"toImageButtonOptions": {"format": "png", "filename": name, "scale": 2}, "displaylogo": False}
     st.plotly_chart(fig, config=config, key=f"fig-{name}")
-    st.download_button("Figure as HTML", data=partial(fig.to_html, include_plotlyjs=True, full_html=True),
-                       file_name=f"{name}.html", mime="text/html", key=f"html-{name}",
-                       help="PNG: use the camera button in the figure's toolbar")
+    download("Figure as HTML", partial(fig.to_html, include_plotlyjs=True, full_html=True), f"{name}.html", "text/html",
+             help="PNG: use the camera button in the figure's toolbar")
 
 
 def export_name(run: Run, *parts: object) -> str:

@@ -72,7 +72,9 @@ class ModelConfig:
 class KnnConfig:
     metric: str = "l2"
     index: str = "exact"  # exact | a FAISS index_factory string (approximate, recall measured)
-    shards: Optional[int] = None  # database shards (actors) per probe point; None = one per worker
+    shards: Optional[int] = None  # database shards per query; None/1: each actor holds the whole
+    # database and query blocks are spread over actors (fastest); >1: the database is split over that
+    # many actors and per-shard top-k are merged (for databases larger than one device)
     query_block: int = 4096  # queries per task: bounds memory of the distance block
     refine_ranks: int = 128  # ranks re-scored with exact float64 distances (0 = off)
     search_params: str = ""  # FAISS ParameterSpace string for approximate indexes, e.g. "nprobe=16"
@@ -85,8 +87,15 @@ class MetricsConfig:
     alpha: List[int] = field(default_factory=lambda: [0])
     sample_block: int = 20000  # samples per block when computing metrics (bounds memory)
     per_sample: bool = True
-    permutations: int = 0  # permutation null for NNTS (0 = off)
+    permutations: int = 0  # permutation null for NNTS per pair and k (0 = off, else >= 2)
     seed: int = 0
+    analysis_max_k: int = 1000  # per-layer/per-class/null analysis for k up to this (memory: n·k per probe)
+    null_max_k: int = 1000
+    twonn_discard: float = 0.1  # TwoNN: largest share of ratios left out (the original estimator's 10%)
+    cka: bool = True
+    cka_batch: int = 4096
+    cka_max_dim: int = 1024  # wider features are randomly projected before CKA (then approximate)
+    most_changed: int = 20  # samples listed per consecutive pair of probe points and k
 
 
 @dataclass

@@ -30,8 +30,14 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 def write_parquet(table: pa.Table, path: str | Path, schema: pa.Schema | None = None) -> None:
+    """Write atomically; with `schema`, its columns first in its types (extra columns kept after);
+    string columns are always plain `string` (Polars hands out `large_string`)."""
     if schema is not None:
-        table = table.select(schema.names).cast(schema)
+        extra = [c for c in table.column_names if c not in schema.names]
+        table = table.select(schema.names + extra)
+    fields = [schema.field(f.name) if schema is not None and f.name in schema.names
+              else pa.field(f.name, pa.string()) if f.type == pa.large_string() else f for f in table.schema]
+    table = table.cast(pa.schema(fields))
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nnts_ray import reuse
 from nnts_ray.cluster import Resources, actor_count, connect
 from nnts_ray.config import ConfigError, RunConfig
 from nnts_ray.data import SampleSet, load_dataset
@@ -113,9 +114,13 @@ def _run_stages(rc, paths: RunPaths, manifest: Manifest, ss: SampleSet, prepared
     manifest.set(cluster={"cpus": res.cpus, "gpus": res.gpus, "device": res.device, "actors": actors})
     log(f"ray: {res.cpus} CPUs, {res.gpus} GPUs -> {actors} actors on {res.device}")
 
+    data_digest = reuse.data_digest(rc.dataset, ss.sample_ids, paths.inputs)
     with manifest.stage("activations"):
         for mc, model, winfo, points in prepared:
             layers = [p.layer for p in points]
+            key = reuse.activation_key(data_digest, mc, model, rc.seed)
+            if source := reuse.link_earlier(paths, rc.paths.runs_root, mc.name, key, layers, n):
+                manifest.data["models"][mc.name]["activations_reused_from"] = source
             job = ExtractJob(
                 model=mc, weights=str(paths.model_weights(mc.name)), in_channels=mc.in_channels or ss.images.shape[1],
                 num_classes=int(ss.labels.max()) + 1 if ss.labels is not None else 10, inputs=str(paths.inputs),
@@ -123,17 +128,19 @@ def _run_stages(rc, paths: RunPaths, manifest: Manifest, ss: SampleSet, prepared
                 outputs=tuple(str(paths.activations(mc.name, l).with_name("features.partial.npy")) for l in layers),
                 seed=rc.seed, device=res.device,
             )
-            run_activations(paths, mc.name, job, n, [p.dim for p in points], actors, res.gpus)
+            run_activations(paths, mc.name, job, n, [p.dim for p in points], actors, res.gpus)  # no-op when linked
+            reuse.record(paths, mc.name, key, layers, n)
 
     probes = [Probe(mc.name, p.layer, p.position) for mc, _, _, points in prepared for p in points]
     approx = rc.knn.index != "exact"
     plan = SearchPlan(k=rc.k_max, metric=rc.knn.metric, query_block=rc.knn.query_block,
                       refine_ranks=rc.knn.refine_ranks, factory=rc.knn.index if approx else None,
-                      search_params=rc.knn.search_params, recall_sample=rc.knn.recall_sample)
+                      search_params=rc.knn.search_params, recall_sample=rc.knn.recall_sample,
+                      shards=rc.knn.shards)
     with manifest.stage("neighbours"):
         import ray
 
-        searchers = start_searchers(rc.knn.shards or actors, res.gpus)
+        searchers = start_searchers(max(actors, rc.knn.shards or 1), res.gpus)
         for i, p in enumerate(probes):
             search_probe(paths, p.model, p.layer, ss.sample_ids, plan, searchers)
             log(f"neighbours {p.model}/{p.layer} ({i + 1}/{len(probes)}): k={plan.k}")
@@ -152,7 +159,7 @@ def _run_stages(rc, paths: RunPaths, manifest: Manifest, ss: SampleSet, prepared
         for mc, _, _, points in prepared for p in points
     ]
     with manifest.stage("metrics"):
-        run_metrics(paths, rc, ss.sample_ids, probes, layer_rows)
+        run_metrics(paths, rc, ss.sample_ids, ss.labels, probes, layer_rows)
     log(f"metrics -> {paths.metrics_dir}")
 
     if not rc.keep_activations:  # only once every table that needs them is written

@@ -1,24 +1,38 @@
 """Probe points: which intermediate outputs of a model are recorded, in forward order.
 
-`atomic` mode probes every torch.fx graph node (so functional calls such as F.relu count, like the
-paper's atomic operations), skipping nodes that only reshape (their neighbours equal their input's).
-`modules` mode probes leaf-module outputs through forward hooks, for models that do not trace.
+`atomic` mode probes every torch.fx graph node, named as torchvision's feature extraction names them
+(`layer1.0.conv1`, `layer1.0.add`; a module called twice gives `relu` and `relu_1`), so functional
+calls such as F.relu count, like the paper's atomic operations. The model's input is always called
+`input`. `modules` mode probes module outputs through forward hooks, for models that do not trace:
+every sub-module (containers included, e.g. `layer1`), ordered by when its forward finishes; a module
+called several times gives `name`, `name_1`, … one per call.
+
+Skipped, because their output has the same neighbours as their input: view/reshape operations, and
+Identity / Dropout / Flatten modules. Outputs that are not one tensor per sample (tuples, dicts, sizes,
+parameters) are listed as not probe-able: glob patterns pass over them; naming one is an error that says
+what it returns (a tuple's elements are probe points of their own: its `getitem` nodes in atomic mode).
+
+Every recorded output is cloned when it is produced, so a later in-place operation (ReLU(inplace=True)
+in torchvision's ResNets) cannot overwrite what was recorded for an earlier probe point.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import re
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
+from torch import fx, nn
 
 from nnts_ray.config import ConfigError, ModelConfig
 
-# Nodes whose output is a view of their input: same neighbours, so not separate probe points.
-_RESHAPES = {"flatten", "view", "reshape", "squeeze", "unsqueeze", "contiguous", "permute", "transpose",
-             "getitem", "size", "dropout", "identity"}
+# Operations whose output is a view or re-layout of their input (same neighbours) or a no-op in eval.
+_VIEW_OPS = {"flatten", "view", "reshape", "squeeze", "unsqueeze", "contiguous", "permute", "transpose",
+             "dropout", "identity", "clone", "detach"}
+_VIEW_MODULES = (nn.Flatten, nn.Unflatten, nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d,
+                 nn.AlphaDropout)
 
 
 @dataclass(frozen=True)
@@ -29,40 +43,79 @@ class ProbePoint:
     dim: int  # dimension after reduction
 
 
-def _is_reshape(node) -> bool:
+@dataclass(frozen=True)
+class Candidate:
+    """A probe-able name with its per-sample output shape, or why it cannot be probed."""
+
+    name: str
+    shape: tuple[int, ...] | None
+    problem: str = ""
+
+
+def _is_view(node: fx.Node, root: nn.Module) -> bool:
+    if node.op == "call_module":
+        return isinstance(root.get_submodule(node.target), _VIEW_MODULES)
     target = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
-    return node.op in ("call_function", "call_method") and target.lower() in _RESHAPES
+    return node.op in ("call_function", "call_method") and target.lower() in _VIEW_OPS
 
 
-def candidate_nodes(model: nn.Module, mode: str) -> list[str]:
-    """All probe-able names in forward order (input first)."""
-    if mode == "atomic":
-        from torch.fx import symbolic_trace
+def _trace(model: nn.Module):
+    """torchvision's NodePathTracer on the eval-mode model: (graph, {node: qualified name})."""
+    from torchvision.models.feature_extraction import NodePathTracer, _set_default_tracer_kwargs
 
-        try:
-            graph = symbolic_trace(model).graph
-        except Exception as e:  # data-dependent control flow and friends
-            raise ConfigError(
-                f"model does not trace with torch.fx ({type(e).__name__}: {e}); use model.probe_mode=modules"
-            ) from e
-        from torchvision.models.feature_extraction import get_graph_node_names
-
-        names = get_graph_node_names(model)[1]  # eval-mode graph, the names create_feature_extractor takes
-        skip = {n.name for n in graph.nodes if _is_reshape(n)}
-        return [n for n in names if n not in skip and not n.startswith("output")]
-    leaves = [name for name, m in model.named_modules() if name and not list(m.children())]
-    return ["input"] + leaves
+    tracer = NodePathTracer(**_set_default_tracer_kwargs(None))
+    try:
+        graph = tracer.trace(model.eval())
+    except Exception as e:  # data-dependent control flow and friends
+        raise ConfigError(
+            f"model does not trace with torch.fx ({type(e).__name__}: {e}); use model.probe_mode=modules"
+        ) from e
+    return tracer.root, graph, tracer.node_to_qualname
 
 
-def select(names: list[str], patterns: list[str]) -> list[str]:
-    """Names matching any pattern (exact or glob), kept in forward order; unknown names are errors."""
-    chosen = set()
-    for pat in patterns:
-        hits = [n for n in names if fnmatch.fnmatchcase(n, pat)]
-        if not hits:
-            raise ConfigError(f"probe point {pat!r} does not exist; valid probe points: {', '.join(names)}")
-        chosen.update(hits)
-    return [n for n in names if n in chosen]
+def _atomic_names(root: nn.Module, qualname: dict) -> dict[str, fx.Node]:
+    """{probe name: graph node} in forward order; the first placeholder is `input`, views are skipped."""
+    out: dict[str, fx.Node] = {}
+    for node, qual in qualname.items():
+        if node.op == "placeholder":
+            if not any(n.op == "placeholder" for n in out.values()):
+                out["input"] = node  # further inputs (with defaults) are not probe points
+        elif node.op != "output" and not _is_view(node, root):
+            out[qual] = node
+    return out
+
+
+def snapshot(value: object) -> object:
+    """A copy of a tensor output, so that later in-place operations cannot change what was recorded."""
+    return value.clone() if torch.is_tensor(value) else value
+
+
+def _atomic_module(model: nn.Module, names: list[str]) -> fx.GraphModule:
+    """A GraphModule returning {name: clone of that node's output} for the given probe names."""
+    root, graph, qualname = _trace(model)
+    nodes = _atomic_names(root, qualname)
+    unknown = [n for n in names if n not in nodes]
+    if unknown:
+        raise ConfigError(f"probe points {unknown} do not exist in this model; valid: {', '.join(nodes)}")
+    outputs = {}
+    for name in names:
+        with graph.inserting_after(nodes[name]):
+            outputs[name] = graph.call_function(snapshot, (nodes[name],))
+    old = next(n for n in graph.nodes if n.op == "output")
+    with graph.inserting_before(old):
+        graph.output(outputs)
+    graph.erase_node(old)
+    return fx.GraphModule(root, graph, type(model).__name__)
+
+
+def _split_call(name: str, modules: dict[str, nn.Module]) -> tuple[str, int]:
+    """`layer1.0.relu_1` → ('layer1.0.relu', 1): the module and which of its calls per forward."""
+    if name in modules:
+        return name, 0
+    m = re.fullmatch(r"(.+)_(\d+)", name)
+    if m and m.group(1) in modules:
+        return m.group(1), int(m.group(2))
+    raise ConfigError(f"probe point {name!r} is not a module of this model (probe_mode=modules)")
 
 
 class Extractor(nn.Module):
@@ -70,27 +123,28 @@ class Extractor(nn.Module):
 
     def __init__(self, model: nn.Module, names: list[str], mode: str):
         super().__init__()
-        self.names, self.mode = names, mode
+        self.names, self.mode = list(names), mode
         if mode == "atomic":
-            from torchvision.models.feature_extraction import create_feature_extractor
+            self.inner = _atomic_module(model, self.names)
+            return
+        self.inner = model.eval()
+        modules = dict(model.named_modules())
+        self._want: dict[tuple[str, int], str] = {}
+        for n in self.names:
+            if n != "input":
+                self._want[_split_call(n, modules)] = n
+        self._calls: dict[str, int] = {}
+        self._out: dict[str, object] = {}
+        for mod_name in {m for m, _ in self._want}:
+            modules[mod_name].register_forward_hook(self._hook(mod_name))
 
-            self.inner = create_feature_extractor(model.eval(), return_nodes=list(names))
-        else:
-            self.inner = model.eval()
-            self._out: dict[str, torch.Tensor] = {}
-            mods = dict(model.named_modules())
-            seen: set[str] = set()
-            for n in names:
-                if n != "input":
-                    mods[n].register_forward_hook(self._hook(n, seen))
-
-    def _hook(self, name: str, seen: set[str]):
+    def _hook(self, mod_name: str):
         def fn(_m, _inp, out):
-            if isinstance(out, (tuple, list, dict)):
-                raise ConfigError(f"probe point {name!r} returns a {type(out).__name__}; select tensor outputs only")
-            if name in self._out:
-                raise ConfigError(f"module {name!r} is called several times per forward; use probe_mode=atomic")
-            self._out[name] = out
+            call = self._calls.get(mod_name, 0)
+            self._calls[mod_name] = call + 1
+            name = self._want.get((mod_name, call))
+            if name is not None:
+                self._out[name] = snapshot(out)
 
         return fn
 
@@ -98,13 +152,94 @@ class Extractor(nn.Module):
         if self.mode == "atomic":
             out = self.inner(x)
         else:
-            self._out = {}
+            self._calls, self._out = {}, {}
+            if "input" in self.names:
+                self._out["input"] = x.clone()
             self.inner(x)
-            out = {"input": x, **self._out} if "input" in self.names else dict(self._out)
+            out = self._out
         for n in self.names:
             if not torch.is_tensor(out.get(n)):
-                raise ConfigError(f"probe point {n!r} does not return a tensor; leave it out of model.probes")
+                raise ConfigError(f"probe point {n!r} returns {_kind(out.get(n))}, not one tensor per sample; "
+                                  f"leave it out of model.probes")
         return {n: out[n] for n in self.names}
+
+
+def _kind(value: object) -> str:
+    return "nothing (never called)" if value is None else f"a {type(value).__name__}"
+
+
+def _check(name: str, value: object, batch: int) -> Candidate:
+    if not torch.is_tensor(value):
+        return Candidate(name, None, f"returns {_kind(value)}")
+    if value.dim() == 0 or value.shape[0] != batch:
+        return Candidate(name, None, f"returns a tensor of shape {tuple(value.shape)}, not one row per sample")
+    return Candidate(name, tuple(value.shape[1:]))
+
+
+def _run(fn, example: torch.Tensor):
+    try:
+        with torch.inference_mode():
+            return fn(example)
+    except ConfigError:
+        raise
+    except Exception as e:  # noqa: BLE001 — wrong input size or channels, mostly
+        raise ConfigError(f"the model fails on inputs of shape {tuple(example.shape)} ({type(e).__name__}: {e}); "
+                          f"check model.input_size, dataset.image_size and model.in_channels") from e
+
+
+def candidates(model: nn.Module, mode: str, example: torch.Tensor) -> list[Candidate]:
+    """Every probe-able name in forward order (input first), from one forward pass on `example`."""
+    if mode == "atomic":
+        root, _, qualname = _trace(model)
+        names = list(_atomic_names(root, qualname))
+        outs = _run(_atomic_module(model, names), example)
+        return [_check(n, outs[n], len(example)) for n in names]
+    return _module_calls(model, example)
+
+
+def _module_calls(model: nn.Module, example: torch.Tensor) -> list[Candidate]:
+    """Sub-module outputs in the order their forward finishes; repeated calls get _1, _2, …"""
+    modules = dict(model.named_modules())
+    found: list[Candidate] = [Candidate("input", tuple(example.shape[1:]))]
+    calls: dict[str, int] = {}
+
+    def hook(name):
+        def fn(_m, _inp, out):
+            call = calls.get(name, 0)
+            calls[name] = call + 1
+            label = name if call == 0 else f"{name}_{call}"
+            if call and label in modules:
+                raise ConfigError(f"module {name!r} is called several times and {label!r} is also a module name; "
+                                  f"use probe_mode=atomic for this model")
+            found.append(_check(label, out, len(example)))
+
+        return fn
+
+    handles = [m.register_forward_hook(hook(n)) for n, m in modules.items()
+               if n and not isinstance(m, _VIEW_MODULES)]
+    try:
+        _run(model.eval(), example)
+    finally:
+        for h in handles:
+            h.remove()
+    return found
+
+
+def select(cands: list[Candidate], patterns: list[str]) -> list[str]:
+    """Names matching any pattern (exact or glob), kept in forward order. A pattern that matches
+    nothing, or only outputs that cannot be probed, is an error naming the valid probe points."""
+    valid = [c.name for c in cands if not c.problem]
+    chosen = set()
+    for pat in patterns:
+        hits = [c for c in cands if fnmatch.fnmatchcase(c.name, pat)]
+        if not hits:
+            raise ConfigError(f"probe point {pat!r} does not exist; valid probe points: {', '.join(valid)}")
+        ok = [c.name for c in hits if not c.problem]
+        if not ok:
+            raise ConfigError(f"probe point {pat!r} cannot be probed: {hits[0].name} {hits[0].problem}; "
+                              f"valid probe points: {', '.join(valid)}")
+        chosen.update(ok)
+    return [n for n in valid if n in chosen]
 
 
 class Reducer:
@@ -141,11 +276,7 @@ class Reducer:
 
 def probe_points(model: nn.Module, cfg: ModelConfig, example: torch.Tensor, seed: int) -> list[ProbePoint]:
     """The selected probe points with their output shapes, from one forward pass on `example`."""
-    names = select(candidate_nodes(model, cfg.probe_mode), cfg.probes)
-    with torch.inference_mode():
-        outs = Extractor(model, names, cfg.probe_mode)(example[:2])
-    points = []
-    for pos, n in enumerate(names):
-        shape = tuple(outs[n].shape[1:])
-        points.append(ProbePoint(n, pos, shape, Reducer(cfg, n, shape, seed).dim))
-    return points
+    cands = candidates(model, cfg.probe_mode, example[:2])
+    shapes = {c.name: c.shape for c in cands}
+    names = select(cands, cfg.probes)
+    return [ProbePoint(n, pos, shapes[n], Reducer(cfg, n, shapes[n], seed).dim) for pos, n in enumerate(names)]

@@ -32,3 +32,8 @@ starts = st.multiselect("Connected since", [*order, figures.ALL_CONNECTED], defa
 log_y = st.toggle("Log scale", value=True, key="nntp-log")
 widgets.show_figure(figures.persistence_figure(curves, order, starts, log_y), f"{name}-persistence")
 widgets.export_table(curves, f"{name}-persistence")
+
+partners = widgets.metric_table(run, "nntp_partners", None)
+if partners is not None and not partners.filter((pl.col("model") == model) & (pl.col("k") == k)).is_empty():
+    st.subheader("Persistent partners per sample (connected from the first probe point to the last)")
+    widgets.show_figure(figures.partners_histogram(partners, model, k), f"{name}-partners")

@@ -74,8 +74,8 @@ def run_summary(run: Run) -> None:
     for title, key in (("Conventions", "conventions"), ("Configuration", "config"), ("Versions", "versions")):
         with st.expander(title):
             st.json(manifest.get(key) or {})
-    st.download_button("Static HTML report of this run", data=partial(report.build, run.path, run.name),
-                       file_name=f"{widgets.export_name(run, 'report')}.html", mime="text/html", key="report")
+    widgets.download("Static HTML report of this run", partial(report.build, run.path, run.name),
+                     f"{widgets.export_name(run, 'report')}.html", "text/html")
 
 
 def compare(names: list[str], current: Run) -> None:
@@ -90,6 +90,8 @@ def compare(names: list[str], current: Run) -> None:
             opened.append(Run.open(loaders.runs_root(), name))
         except loaders.DataError as exc:
             st.error(f"Run {name!r} cannot be compared: {exc}")
+    if len(opened) < 2:
+        return
     timings = pl.concat([r.stages.with_columns(run=pl.lit(r.name)) for r in opened])
     widgets.show_figure(figures.stage_timings(timings), widgets.export_name(current, "timings"))
     differences = config_differences(opened)

@@ -89,7 +89,9 @@ def _views(dims: list[int], max_dim: int, seed: int) -> tuple[list[_View], list[
             own.append((len(views) - 1, len(views) - 1))
             continue
         rng = np.random.default_rng([seed, layer])
-        views += [_View(layer, max_dim, (rng.standard_normal((d, max_dim)) / np.sqrt(max_dim)).astype(np.float32)) for _ in range(2)]
+        for _ in range(2):
+            projection = (rng.standard_normal((d, max_dim)) / np.sqrt(max_dim)).astype(np.float32)  # (d, m)
+            views.append(_View(layer, max_dim, projection))
         own.append((len(views) - 2, len(views) - 1))
     return views, own
 

@@ -163,7 +163,8 @@ def nntp_partners(ctx: AnalysisInputs, cfg: AnalysisSettings) -> pl.DataFrame:
         chain = [p for p in ctx.probes if p[0] == model]
         for k in cfg.nntp_ks:
             count = persistent_partners([_rows(ctx, p, k) for p in chain])  # (n,) int64
-            columns = {"model": [model] * len(count), "k": np.full(len(count), k), "sample_id": ctx.sample_ids, "persistent_partners": count}
+            columns = {"model": [model] * len(count), "k": np.full(len(count), k), "sample_id": ctx.sample_ids,
+                       "persistent_partners": count}
             frames.append(tables.frame(columns, tables.NNTP_PARTNERS))
     return pl.concat(frames)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -18,7 +19,7 @@ class SampleSet:
 
     sample_ids: np.ndarray  # (n,) int64, unique, ascending, stable across runs
     labels: np.ndarray | None  # (n,) int64
-    images: np.ndarray  # (n, C, H, W) float32
+    images: np.ndarray  # (n, C, H, W) float32 in model units, or uint8 0..255 straight from a file
     extra: dict[str, np.ndarray] = field(default_factory=dict)  # e.g. split, path
 
     def __post_init__(self) -> None:
@@ -69,7 +70,9 @@ def _png(img: np.ndarray, side: int = 64) -> bytes:
 
 
 def resize(images: np.ndarray, size: int) -> np.ndarray:
-    """Bilinear resize of (n, C, H, W) float32 images to size × size (no-op when already there)."""
+    """(n, C, H, W) images as float32 (uint8 scaled to [0, 1]), bilinear-resized to size × size."""
+    if images.dtype == np.uint8:
+        images = images.astype(np.float32) / 255.0
     if images.shape[-2:] == (size, size):
         return images.astype(np.float32, copy=False)
     import torch
@@ -110,10 +113,24 @@ def register(name: str):
 
 
 def load_dataset(cfg: DatasetConfig, input_size: int) -> SampleSet:
-    """Load, resize to the model's input size (or dataset.image_size), subsample."""
-    from nnts_ray.data import sources  # noqa: F401  (registers the loaders)
+    """Load, subsample, then resize to dataset.image_size (or the model's input size) as float32.
+
+    Subsampling comes first: a 500-image subset of CIFAR-10 never converts all 50,000 images to float."""
+    from nnts_ray.data import benchmarks, images, sources  # noqa: F401  (register the loaders)
 
     if cfg.name not in LOADERS:
         raise ConfigError(f"dataset.name={cfg.name!r} is not allowed; choose one of: {', '.join(sorted(LOADERS))}")
-    ss = LOADERS[cfg.name](cfg, cfg.image_size or input_size)
-    return subsample(ss, cfg)
+    size = cfg.image_size or input_size
+    ss = subsample(LOADERS[cfg.name](cfg, size), cfg)
+    ss.images = resize(ss.images, size)
+    return ss
+
+
+def require_root(cfg: DatasetConfig, what: str) -> Path:
+    """dataset.root as an existing path, or an error that says what the loader expects there."""
+    if not cfg.root:
+        raise ConfigError(f"dataset.root is required for dataset.name={cfg.name!r}: give {what}")
+    root = Path(cfg.root).expanduser()
+    if not root.exists():
+        raise ConfigError(f"dataset.root={cfg.root!r} does not exist; give {what}")
+    return root

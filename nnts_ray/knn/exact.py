@@ -12,12 +12,15 @@ keeps k. The merged top-kc over shards equals the global top-kc, so sharded == s
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
 
 GPU_FAISS_K_LIMIT = 2048  # faiss-gpu flat indexes cap k here; larger k goes through torch on GPU
+FAISS_CPU_K_LIMIT = 256  # above this, FAISS's per-query heaps lose to GEMM + argpartition (measured)
 _GATHER_BUDGET = 1 << 24  # floats gathered at once while re-scoring candidates
+_BLOCK_BUDGET = 1 << 26  # distance-block elements (256 MB of float32) in the blocked exact path
 
 
 @dataclass(frozen=True)
@@ -47,17 +50,20 @@ def candidates_needed(k: int, n: int) -> int:
     return min(n, k + 1 + max(4, k // 64))
 
 
-def sort_rows(d2: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def sort_rows(d2: np.ndarray, rows: np.ndarray, presorted_runs: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Sort every row of candidates by (distance, row) — the tie rule — with one uint64 sort.
 
-    For non-negative float32 the IEEE bit pattern orders like the value, so (bits << 32) | row is
-    a key whose order is exactly the lexicographic (distance, row) order (rows < 2**32)."""
-    bits = (np.maximum(d2, 0, dtype=np.float32) + np.float32(0)).view(np.uint32)  # +0 turns -0.0 into 0.0
-    key = (bits.astype(np.uint64) << np.uint64(32)) | rows.astype(np.uint64)
-    key.sort(axis=-1, kind="stable")  # timsort: linear on the pre-sorted runs that shard merges give
-    out_d2 = (key >> np.uint64(32)).astype(np.uint32).view(np.float32)
-    out_rows = (key & np.uint64(0xFFFFFFFF)).astype(np.int64)
-    return out_d2, out_rows
+    For non-negative float32 the IEEE bit pattern orders like the value, so a uint64 whose high
+    half is the distance's bits and low half the row orders exactly like (distance, row) (rows <
+    2**32). `presorted_runs` (merging shards' sorted lists) picks timsort, linear on such input."""
+    assert sys.byteorder == "little", "the uint64 key layout assumes a little-endian machine"
+    q, c = d2.shape
+    key = np.empty((q, c), dtype=np.uint64)
+    halves = key.view(np.uint32).reshape(q, c, 2)  # little-endian: [..., 0] low, [..., 1] high
+    halves[..., 0] = rows
+    halves[..., 1] = (np.maximum(d2, 0, dtype=np.float32) + np.float32(0)).view(np.uint32)  # +0: -0.0 -> 0.0
+    key.sort(axis=-1, kind="stable" if presorted_runs else None)
+    return halves[..., 1].view(np.float32).copy(), halves[..., 0].astype(np.int64)
 
 
 def exact_d2(queries: np.ndarray, base: np.ndarray, rows: np.ndarray, base_offset: int = 0) -> np.ndarray:
@@ -108,6 +114,8 @@ class ShardIndex:
             return sort_rows(np.maximum(d2, 0), local)
         if self.device.startswith("cuda"):
             return _gpu_topk(queries, self.base, kc, self.device)
+        if kc > FAISS_CPU_K_LIMIT:
+            return self._blocked_topk(queries, kc)
         import faiss
 
         d2, local = faiss.knn(queries, self.base, kc)  # squared L2, float32
@@ -127,6 +135,28 @@ class ShardIndex:
                 fd, fr = sort_rows(full, np.array(every))
                 d2[suspect], local[suspect] = fd[:, :kc], fr[:, :kc]
         return d2, local
+
+    def _blocked_topk(self, queries: np.ndarray, kc: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-kc for large k: distance blocks by one GEMM each, partial selection, merge.
+
+        Base rows carry ‖b‖² as an extra column and queries a matching 1 (times −2q), so one sgemm
+        yields ‖b‖² − 2q·b, which orders like the squared distance; ‖q‖² is added to the kc kept."""
+        if not hasattr(self, "_aug"):
+            self._aug = np.hstack([self.base, np.einsum("md,md->m", self.base, self.base)[:, None]])  # (m, d+1)
+        qa = np.hstack([-2.0 * queries, np.ones((len(queries), 1), np.float32)])  # (q, d+1)
+        step = max(kc, _BLOCK_BUDGET // max(1, len(queries)))
+        best_d = best_r = None
+        for lo in range(0, self.base.shape[0], step):
+            block = qa @ self._aug[lo : lo + step].T  # (q, b) float32
+            rows = np.broadcast_to(np.arange(lo, lo + block.shape[1], dtype=np.int64), block.shape)
+            if best_d is not None:
+                block, rows = np.hstack([best_d, block]), np.hstack([best_r, rows])
+            if block.shape[1] > kc:
+                keep = np.argpartition(block, kc - 1, axis=1)[:, :kc]
+                block, rows = np.take_along_axis(block, keep, 1), np.take_along_axis(rows, keep, 1)
+            best_d, best_r = block, np.asarray(rows)
+        d2 = best_d + np.einsum("qd,qd->q", queries, queries)[:, None]
+        return sort_rows(np.maximum(d2, 0), best_r)
 
     @property
     def max_sq_norm(self) -> float:
@@ -178,7 +208,7 @@ def merge_candidates(parts: list[tuple[np.ndarray, np.ndarray]], kc: int) -> tup
     """Merge per-shard candidates (global rows) into the global top-kc by (distance, row)."""
     d2 = np.concatenate([p[0] for p in parts], axis=1)
     rows = np.concatenate([p[1] for p in parts], axis=1)
-    d2, rows = sort_rows(d2, rows)
+    d2, rows = sort_rows(d2, rows, presorted_runs=True)
     return d2[:, :kc], rows[:, :kc]
 
 

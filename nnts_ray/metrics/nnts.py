@@ -26,7 +26,9 @@ class Probe:
 
 
 def chance_levels(k: int, n: int) -> tuple[float, float]:
-    """Expected (jaccard, overlap) of two independent random k-sets out of the n-1 other samples."""
+    """Chance (jaccard, overlap) of two independent random k-sets out of the n-1 other samples: the
+    overlap k/(n-1) is exact; the Jaccard k/(2(n-1)-k) plugs it into m/(2k-m), a slight underestimate
+    of E[m/(2k-m)] (the permutation null in nnts_ray.analysis gives the exact level)."""
     return k / (2 * (n - 1) - k), k / (n - 1)
 
 

@@ -44,13 +44,29 @@ class ShardSearcher:
         self.spec: ShardSpec | None = None
         self.index: ShardIndex | None = None
 
-    def search(self, spec: ShardSpec, queries: np.ndarray, need: int, kc: int, refine_ranks: int
-               ) -> tuple[np.ndarray, np.ndarray]:
+    def _serve(self, spec: ShardSpec) -> ShardIndex:
         if spec != self.spec:
             x = np.load(spec.features, mmap_mode="r")[spec.lo : spec.hi]
             self.index = ShardIndex(prepare(x, spec.metric), spec.lo, self.device, spec.factory, spec.search_params)
             self.spec = spec
-        return self.index.search(queries, need, kc, refine_ranks)
+        return self.index
+
+    def search(self, spec: ShardSpec, queries: np.ndarray, need: int, kc: int, refine_ranks: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Candidates of this shard for queries sent by the driver (database split over actors)."""
+        return self._serve(spec).search(queries, need, kc, refine_ranks)
+
+    def search_part(self, spec: ShardSpec, lo: int, hi: int, k: int, kc: int, refine_ranks: int,
+                    sample_ids: np.ndarray, out: str) -> int:
+        """A whole query block against a whole-database shard, written as one part file here, so no
+        candidates travel back to the driver (database in one piece, queries split over actors)."""
+        index = self._serve(spec)
+        queries = prepare(np.load(spec.features, mmap_mode="r")[lo:hi], spec.metric)
+        qrows = np.arange(lo, hi, dtype=np.int64)
+        d2, rows = index.search(queries, k + 1, kc, refine_ranks)
+        nb = finalize(qrows, d2, rows, k, spec.metric)
+        write_parquet(neighbour_part(nb.rows, nb.distance, qrows, sample_ids), out)
+        return hi - lo
 
     def where(self) -> dict:
         import ray
@@ -68,6 +84,7 @@ class SearchPlan:
     factory: str | None = None
     search_params: str = ""
     recall_sample: int = 1000
+    shards: int | None = None  # database shards (actors per query); None/1: every actor holds it all
 
 
 def neighbour_part(rows: np.ndarray, dist: np.ndarray, query_rows: np.ndarray, sample_ids: np.ndarray) -> pa.Table:
@@ -95,8 +112,6 @@ def start_searchers(n_actors: int, gpus: int) -> list:
 def search_probe(paths: RunPaths, model: str, layer: str, sample_ids: np.ndarray, plan: SearchPlan,
                  searchers: list) -> None:
     """Neighbour tables of one probe point; finished parts (markers) are skipped."""
-    import ray
-
     done = paths.marker("neighbours", model, layer)
     if done.is_file():
         return
@@ -104,39 +119,77 @@ def search_probe(paths: RunPaths, model: str, layer: str, sample_ids: np.ndarray
     x = np.load(features, mmap_mode="r")  # (n, d) float32
     n = x.shape[0]
     first = paths.marker("neighbours", model, layer, "part-00000")
-    step = plan.query_block
+    step = min(plan.query_block, max(64, -(-n // (2 * len(searchers)))))  # ≥ 2 parts per actor
     if first.is_file():  # resume with the partition already on disk, whatever query_block says now
         lo, hi = read_json(first)["rows"]
         step = hi - lo
     blocks = [(s, min(s + step, n)) for s in range(0, n, step)]
     todo = [(i, b) for i, b in enumerate(blocks) if not paths.marker("neighbours", model, layer, f"part-{i:05d}").is_file()]
-    if todo:
-        bounds = np.linspace(0, n, len(searchers) + 1).astype(int)
-        shards = [(s, ShardSpec(features, int(lo), int(hi), plan.metric, plan.factory, plan.search_params))
-                  for s, lo, hi in zip(searchers, bounds[:-1], bounds[1:]) if hi > lo]
-        kc = candidates_needed(plan.k, n)
-
-        def submit(lo: int, hi: int):
-            q = ray.put(prepare(x[lo:hi], plan.metric))
-            return [s.search.remote(spec, q, plan.k + 1, kc, plan.refine_ranks) for s, spec in shards]
-
-        pending = submit(*todo[0][1])
-        for j, (part, (lo, hi)) in enumerate(todo):
-            results = ray.get(pending)
-            if j + 1 < len(todo):
-                pending = submit(*todo[j + 1][1])  # keep the actors busy while the driver finalises
-            d2, rows = merge_candidates(results, kc)
-            qrows = np.arange(lo, hi, dtype=np.int64)
-            nb = finalize(qrows, d2, rows, plan.k, plan.metric)
-            write_parquet(neighbour_part(nb.rows, nb.distance, qrows, sample_ids), paths.neighbours_part(model, layer, part))
-            mark_done(paths.marker("neighbours", model, layer, f"part-{part:05d}"), {"rows": [lo, hi]})
-            if len(blocks) > 1:
-                log(f"neighbours {model}/{layer}: part {part + 1}/{len(blocks)}")
+    if todo and (plan.shards or 1) == 1:
+        _search_parts_on_actors(paths, model, layer, features, n, sample_ids, plan, searchers, todo, len(blocks))
+    elif todo:
+        _search_with_database_shards(paths, model, layer, x, features, sample_ids, plan, searchers[: plan.shards],
+                                     todo, len(blocks))
     info = {"parts": len(blocks), "n": n, "k": plan.k}
     if plan.factory:
         info["recall"] = measure_recall(paths, model, layer, x, sample_ids, plan)
         log(f"neighbours {model}/{layer}: recall@{plan.k} of {plan.factory} = {info['recall']:.4f}")
     mark_done(done, info)
+
+
+def _part_done(paths: RunPaths, model: str, layer: str, part: int, lo: int, hi: int, n_parts: int) -> None:
+    mark_done(paths.marker("neighbours", model, layer, f"part-{part:05d}"), {"rows": [lo, hi]})
+    if n_parts > 1:
+        log(f"neighbours {model}/{layer}: part {part + 1}/{n_parts}")
+
+
+def _search_parts_on_actors(paths, model, layer, features, n, sample_ids, plan, searchers, todo, n_parts) -> None:
+    """Every actor holds the whole database; query blocks go round-robin, at most two in flight per
+    actor, and each actor writes its own part files (nothing returns through the driver)."""
+    import ray
+
+    spec = ShardSpec(features, 0, n, plan.metric, plan.factory, plan.search_params)
+    kc = candidates_needed(plan.k, n)
+    ids_ref = ray.put(sample_ids)
+    queue, inflight = list(todo), {}
+    while queue or inflight:
+        while queue and len(inflight) < 2 * len(searchers):
+            part, (lo, hi) = queue.pop(0)
+            actor = searchers[part % len(searchers)]
+            out = str(paths.neighbours_part(model, layer, part))
+            ref = actor.search_part.remote(spec, lo, hi, plan.k, kc, plan.refine_ranks, ids_ref, out)
+            inflight[ref] = (part, lo, hi)
+        ready, _ = ray.wait(list(inflight), num_returns=1)
+        part, lo, hi = inflight.pop(ready[0])
+        assert ray.get(ready[0]) == hi - lo
+        _part_done(paths, model, layer, part, lo, hi, n_parts)
+
+
+def _search_with_database_shards(paths, model, layer, x, features, sample_ids, plan, searchers, todo, n_parts) -> None:
+    """The database split over actors (when it does not fit one device): every query block goes to
+    every shard and the driver merges the candidates into the global top-k."""
+    import ray
+
+    n = x.shape[0]
+    bounds = np.linspace(0, n, len(searchers) + 1).astype(int)
+    shards = [(s, ShardSpec(features, int(lo), int(hi), plan.metric, plan.factory, plan.search_params))
+              for s, lo, hi in zip(searchers, bounds[:-1], bounds[1:]) if hi > lo]
+    kc = candidates_needed(plan.k, n)
+
+    def submit(lo: int, hi: int):
+        q = ray.put(prepare(x[lo:hi], plan.metric))
+        return [s.search.remote(spec, q, plan.k + 1, kc, plan.refine_ranks) for s, spec in shards]
+
+    pending = submit(*todo[0][1])
+    for j, (part, (lo, hi)) in enumerate(todo):
+        results = ray.get(pending)
+        if j + 1 < len(todo):
+            pending = submit(*todo[j + 1][1])  # keep the actors busy while the driver merges
+        d2, rows = merge_candidates(results, kc)
+        qrows = np.arange(lo, hi, dtype=np.int64)
+        nb = finalize(qrows, d2, rows, plan.k, plan.metric)
+        write_parquet(neighbour_part(nb.rows, nb.distance, qrows, sample_ids), paths.neighbours_part(model, layer, part))
+        _part_done(paths, model, layer, part, lo, hi, n_parts)
 
 
 def measure_recall(paths: RunPaths, model: str, layer: str, x: np.ndarray, sample_ids: np.ndarray,

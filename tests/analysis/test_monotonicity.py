@@ -19,8 +19,12 @@ def test_monotonicity_matches_scipy_on_the_within_model_pairs():
     rng = np.random.default_rng(0)
     layers = [p for p in PROBES if p[0] == "m"]
     values = {((a[0], a[1]), (b[0], b[1])): float(rng.random()) for i, a in enumerate(layers) for b in layers[i + 1 :]}
-    noise = {(("m", "a"), ("n", "b")): 0.9, (("m", "b"), ("m", "b")): 1.0, (("m", "c"), ("m", "a")): values[("m", "a"), ("m", "c")]}
-    got = monotonicity(_nnts(values | noise), PROBES)  # cross-model, diagonal and duplicate reversed rows ignored
+    noise = {
+        (("m", "a"), ("n", "b")): 0.9,  # cross-model
+        (("m", "b"), ("m", "b")): 1.0,  # diagonal
+        (("m", "c"), ("m", "a")): values[("m", "a"), ("m", "c")],  # a pair given again, reversed
+    }
+    got = monotonicity(_nnts(values | noise), PROBES)
     pos = {p[1]: p[2] for p in layers}
     distance = [abs(pos[la] - pos[lb]) for (_, la), (_, lb) in values]
     expected = stats.spearmanr(distance, list(values.values()))
@@ -30,7 +34,8 @@ def test_monotonicity_matches_scipy_on_the_within_model_pairs():
 
 
 def test_similarity_decaying_with_distance_gives_minus_one_and_too_few_pairs_gives_null():
-    values = {(("m", a), ("m", b)): 1.0 / (1 + abs(pa - pb)) for a, pa in zip("abcd", (0, 1, 4, 5)) for b, pb in zip("abcd", (0, 1, 4, 5)) if a < b}
+    pos = {p[1]: p[2] for p in PROBES if p[0] == "m"}
+    values = {(("m", a), ("m", b)): 1.0 / (1 + abs(pos[a] - pos[b])) for a in pos for b in pos if a < b}
     values[("n", "a"), ("n", "b")] = 0.5
     got = monotonicity(_nnts(values), PROBES).sort("model")
     assert got["spearman_rho"].to_list() == [pytest.approx(-1.0), None]

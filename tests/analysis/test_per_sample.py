@@ -28,7 +28,8 @@ def test_per_class_means_match_a_plain_loop(sample_ids):
     sums = defaultdict(list)
     label_of = dict(zip(ids.tolist(), labels.tolist()))
     for row in df.iter_rows(named=True):
-        sums[(row["model_a"], row["layer_a"], row["model_b"], row["layer_b"], row["k"], label_of[row["sample_id"]])].append(row["jaccard"])
+        cell = (row["model_a"], row["layer_a"], row["model_b"], row["layer_b"], row["k"], label_of[row["sample_id"]])
+        sums[cell].append(row["jaccard"])
     assert got.height == len(sums)
     for row in got.iter_rows():
         assert row[6] == pytest.approx(np.mean(sums[row[:6]])) and row[7] == len(sums[row[:6]])
@@ -39,10 +40,16 @@ def test_per_class_means_match_a_plain_loop(sample_ids):
 def test_most_changed_lists_the_lowest_jaccard_between_consecutive_points(sample_ids):
     rng = np.random.default_rng(1)
     ids = sample_ids(40)
-    pairs = [(("m", "conv"), ("m", "in")), (("m", "conv"), ("m", "out")), (("m", "in"), ("m", "out")), (("m", "in"), ("other", "x"))]
-    df = _per_sample(rng, ids, pairs, 4)  # the first pair is given in reverse chain order
+    pairs = [
+        (("m", "conv"), ("m", "in")),  # consecutive, given in reverse chain order
+        (("m", "conv"), ("m", "out")),
+        (("m", "in"), ("m", "out")),  # not consecutive
+        (("m", "in"), ("other", "x")),  # cross-model
+    ]
+    df = _per_sample(rng, ids, pairs, 4)
     got = most_changed(df, PROBES, top=5)
-    assert got.select("model", "layer_a", "layer_b").unique(maintain_order=True).rows() == [("m", "in", "conv"), ("m", "conv", "out")]
+    listed_pairs = got.select("model", "layer_a", "layer_b").unique(maintain_order=True).rows()
+    assert listed_pairs == [("m", "in", "conv"), ("m", "conv", "out")]
     for layer_a, layer_b, source in (("in", "conv", ("conv", "in")), ("conv", "out", ("conv", "out"))):
         part = df.filter(pl.col("layer_a") == source[0], pl.col("layer_b") == source[1])
         expected = sorted(zip(part["jaccard"], part["sample_id"]))[:5]

@@ -53,9 +53,9 @@ def _polars_schema(schema) -> pl.Schema:
 
 def test_stage_returns_every_table_with_its_schema(inputs):
     out = run_analysis(inputs, AnalysisSettings(permutations=3, nntp_ks=[4], most_changed=3))
-    expected = {"layer_stats": tables.layer_stats_schema(KS, True), "nnts_null": tables.NNTS_NULL, "per_class": tables.PER_CLASS,
-                "most_changed": tables.MOST_CHANGED, "nntp_partners": tables.NNTP_PARTNERS,
-                "monotonicity": tables.MONOTONICITY, "cka": tables.CKA}
+    expected = {"layer_stats": tables.layer_stats_schema(KS, True), "nnts_null": tables.NNTS_NULL,
+                "per_class": tables.PER_CLASS, "most_changed": tables.MOST_CHANGED,
+                "nntp_partners": tables.NNTP_PARTNERS, "monotonicity": tables.MONOTONICITY, "cka": tables.CKA}
     assert out.keys() == expected.keys()
     for name, schema in expected.items():
         assert out[name].schema == _polars_schema(schema), name
@@ -72,8 +72,8 @@ def test_stage_values_agree_with_references(inputs):
     given = run_analysis(dataclasses.replace(inputs, per_sample=reference), settings)
     for name in ("per_class", "most_changed", "monotonicity", "nnts_null"):
         assert_frame_equal(own[name], given[name])
-    observed = reference.group_by("model_a", "layer_a", "model_b", "layer_b", "k").agg(pl.col("jaccard").mean().alias("expected"))
-    null = own["nnts_null"].join(observed, on=["model_a", "layer_a", "model_b", "layer_b", "k"], validate="1:1")
+    observed = reference.group_by(tables.PAIR_KEYS).agg(pl.col("jaccard").mean().alias("expected"))
+    null = own["nnts_null"].join(observed, on=tables.PAIR_KEYS, validate="1:1")
     assert np.allclose(null["jaccard"], null["expected"])
     ids, labels = inputs.neighbours("m", "relu", 9)[0], inputs.labels
     agreement = np.mean(labels[(ids - 1000) // 7] == labels[:, None])

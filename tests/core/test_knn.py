@@ -68,3 +68,20 @@ def test_large_k_near_n():
     ref_rows, ref_dist = brute_force_knn(x, 299)
     nb = knn_rows(x, 299, shards=2)
     assert_same_neighbours(nb.rows, nb.distance, ref_rows, ref_dist)
+
+
+def test_blocked_large_k_path_matches_reference(monkeypatch):
+    """k above FAISS_CPU_K_LIMIT goes through GEMM blocks + argpartition; several blocks merge."""
+    import nnts_ray.knn.exact as ex
+
+    monkeypatch.setattr(ex, "FAISS_CPU_K_LIMIT", 8)
+    monkeypatch.setattr(ex, "_BLOCK_BUDGET", 50 * 64)  # force many database blocks
+    x = np.random.default_rng(5).integers(0, 4, size=(500, 3)).astype(np.float32)  # ties and duplicates
+    ref_rows, ref_dist = brute_force_knn(x, 40)
+    for shards in (1, 2):
+        nb = knn_rows(x, 40, shards=shards, query_block=64)
+        np.testing.assert_array_equal(nb.rows, ref_rows)
+    y = np.random.default_rng(6).standard_normal((600, 12)).astype(np.float32)
+    ref_rows, ref_dist = brute_force_knn(y, 150)
+    nb = knn_rows(y, 150, refine_ranks=0)
+    assert_same_neighbours(nb.rows, nb.distance, ref_rows, ref_dist)

@@ -106,20 +106,23 @@ def _nnts_rows(keys: list[tuple[str, str]], nbrs: dict, n: int) -> tuple[list[di
     return table, per_sample
 
 
-def _model_tables(model: str, nbrs: dict, labels: np.ndarray) -> tuple[list[dict], list[dict]]:
-    """NNTP rows (only non-zero cells, as a writer may) and layer statistics (the analysis stage's names)."""
-    nntp, layers = [], []
+def _model_tables(model: str, nbrs: dict, labels: np.ndarray) -> tuple[list[dict], list[dict], list[dict]]:
+    """NNTP rows (only non-zero cells, as a writer may), persistent partners per sample and layer
+    statistics (the analysis stage's names)."""
+    nntp, partners, layers = [], [], []
     for k in KS:
         graphs = [{(min(i, j), max(i, j)) for i in range(len(labels)) for j in nbrs[model, layer][0][i, :k]} for layer in LAYERS]
         nntp += [{"model": model, "layer_first": LAYERS[a], "layer_last": LAYERS[b], "k": k, "alpha": 0, "n_pairs": c}
                  for (a, b), c in nntp_runs(graphs).items()]
+        everywhere = set.intersection(*graphs)
+        partners += [{"model": model, "k": k, "sample_id": i, "persistent_partners": sum(i in pair for pair in everywhere)} for i in range(len(labels))]
     for p, layer in enumerate(LAYERS):
         ids, dist = nbrs[model, layer]
         layers.append({"model": model, "layer": layer, "position": p, "dim": DIMS[p], "shape": str(DIMS[p]), "reduction": "flatten",
                        "n_edges_k": None, "twonn_id": float(len(labels) / np.log(dist[:, 1] / dist[:, 0]).sum()),
                        "twonn_n_used": len(labels), "twonn_discard": 0.0, "label_agreement_chance": 1 / 3,
                        **{f"label_agreement_k{k}": float((labels[ids[:, :k]] == labels[:, None]).mean()) for k in KS}})
-    return nntp, layers
+    return nntp, partners, layers
 
 
 def _write_neighbours(paths: RunPaths, model: str, layer: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -155,7 +158,7 @@ def _extras(paths: RunPaths, extras: tuple[str, ...], keys: list[tuple[str, str]
 
 
 def write_run(run_dir: Path, models: list[str], *, thumbnails: bool = True, extras: tuple[str, ...] = (), updated: str = "2026-11-02T10:00:00+00:00") -> RunPaths:
-    """A complete run; `extras` picks optional tables: cka, nnts_null, per_class, most_changed."""
+    """A complete run; `extras` picks optional tables: cka, nnts_null, per_class, most_changed, nntp_partners."""
     paths = RunPaths(run_dir)
     labels = np.arange(N_SAMPLES) % 3
     samples = {"sample_id": np.arange(N_SAMPLES), "label": labels}
@@ -168,8 +171,10 @@ def write_run(run_dir: Path, models: list[str], *, thumbnails: bool = True, extr
     nnts, per_sample = (pl.DataFrame(rows) for rows in _nnts_rows(keys, nbrs, N_SAMPLES))
     write_parquet(nnts.to_arrow(), paths.metric("nnts"), schemas.NNTS)
     write_parquet(per_sample.to_arrow(), paths.metric("per_sample"), schemas.PER_SAMPLE)
-    nntp, layers = (sum(parts, []) for parts in zip(*(_model_tables(m, nbrs, labels) for m in models)))
+    nntp, partners, layers = (sum(parts, []) for parts in zip(*(_model_tables(m, nbrs, labels) for m in models)))
     write_parquet(pl.DataFrame(nntp).to_arrow(), paths.metric("nntp"), schemas.NNTP)
+    if "nntp_partners" in extras:
+        write_parquet(pl.DataFrame(partners).to_arrow(), paths.metric("nntp_partners"))
     write_parquet(pl.DataFrame(layers, schema_overrides={"n_edges_k": pl.Int64}).to_arrow(), paths.metric("layers"))
     _extras(paths, extras, keys, feats, nnts, per_sample)
     stages = {s: "complete" for s in ("samples", "activations", "neighbours", "metrics")}
@@ -204,7 +209,7 @@ RUNS = {"sweep": "sweep-digits", "single": "lenet-digits", "running": "nested/in
 def write_runs_root(root: Path, runs: dict[str, str] = RUNS) -> None:
     """The runs directory the page tests use, plus a folder that is not a run."""
     write_run(root / runs["sweep"], ["lenet_a", "lenet_b"], extras=("cka", "nnts_null", "per_class"), updated="2026-11-05T10:00:00+00:00")
-    write_run(root / runs["single"], ["lenet"], thumbnails=False, extras=("most_changed",), updated="2026-11-04T10:00:00+00:00")
+    write_run(root / runs["single"], ["lenet"], thumbnails=False, extras=("most_changed", "nntp_partners"), updated="2026-11-04T10:00:00+00:00")
     write_in_progress(root / runs["running"])
     corrupt(write_run(root / runs["corrupt"], ["lenet"], updated="2026-11-01T10:00:00+00:00"))
     (root / runs["unreadable"]).mkdir()

@@ -74,30 +74,43 @@ def test_click_through_every_page(server_url: str, tmp_path: Path) -> None:
         browser = playwright.chromium.launch_persistent_context(
             str(tmp_path / "profile"), executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True, viewport={"width": 1400, "height": 1000})
         try:
+            browser.route("**/*", lambda route: route.continue_() if route.request.url.startswith(server_url) else route.abort())
             page = browser.new_page()
             page.set_default_timeout(20_000)
             page.goto(f"{server_url}/?run={RUNS['sweep']}")
             expect(page.get_by_role("heading", name=RUNS["sweep"], exact=True)).to_be_visible()
             for link, heading, proof in PAGES:
-                page.get_by_role("link", name=link, exact=True).click()
-                expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
+                open_page(page, link, heading)
                 expect(page.locator(proof).first).to_be_visible()
-                expect(page.locator('[data-testid="stException"]')).to_have_count(0)
                 assert "Traceback" not in page.inner_text("body"), link
                 page.screenshot(path=str(tmp_path / f"{link.replace(' ', '_')}.png"))
-            downloads = {name: download(page, name) for name in ("Figure as HTML", "Table as CSV", "Table as Parquet")}  # on the last page
-            page.get_by_role("link", name="Runs", exact=True).click()
+            downloads = {name: download(page, name) for name in ("Table as CSV", "Table as Parquet")}  # of the neighbours shown
+            open_page(page, "NNTS", PAGES[1][1])
+            downloads["figure"] = download(page, "Figure as HTML")
+            open_page(page, "Runs", "Runs")
             downloads["report"] = download(page, "Static HTML report of this run")
             page.goto(f"{server_url}/nnts?run=../../etc")
             expect(page.get_by_text("'../../etc' is not a run under the runs directory; it was not opened.")).to_be_visible()
-            expect(page.locator('[data-testid="stException"]')).to_have_count(0)
+            settled(page)
         finally:
             browser.close()
     assert (tmp_path / "Single_samples.png").stat().st_size > 10_000
     assert downloads["Table as CSV"].startswith(b"layer,position,rank,neighbour_id,label,distance,kept,everywhere\n")
     assert downloads["Table as Parquet"][:4] == b"PAR1"
-    assert b"<html" in downloads["Figure as HTML"] and b"Plotly.newPlot" in downloads["Figure as HTML"]
+    assert b"<html" in downloads["figure"] and b"Plotly.newPlot" in downloads["figure"]
     assert downloads["report"].startswith(b"<!DOCTYPE html>") and f"nnts_ray run {RUNS['sweep']}".encode() in downloads["report"]
+
+
+def settled(page: Page) -> None:
+    """Wait until the script run behind the page has finished, then fail on any exception it shows."""
+    expect(page.locator('[data-testid="stApp"]')).to_have_attribute("data-test-script-state", "notRunning")
+    expect(page.locator('[data-testid="stException"]')).to_have_count(0)
+
+
+def open_page(page: Page, link: str, heading: str) -> None:
+    page.get_by_role("link", name=link, exact=True).click()
+    expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
+    settled(page)
 
 
 def download(page: Page, button: str) -> bytes:

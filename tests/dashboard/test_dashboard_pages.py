@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from fakerun import KS, LAYERS, RUNS, write_run
+from fakerun import KS, LAYERS, N_SAMPLES, RUNS, write_run
 from pagetest import PAGES, array, dataframe, figures, messages, open_page
 
 from dashboard import RUNS_ENV
@@ -71,6 +71,9 @@ def test_nntp_matrix_and_persistence(runs_root: Path) -> None:
     from_input = next(tr for tr in survival["data"] if tr["name"] == LAYERS[0])
     expected = [nntp.filter(pl.col("layer_first") == LAYERS[0], pl.col("layer_last").is_in(LAYERS[v:]))["n_pairs"].sum() for v in range(len(LAYERS))]
     assert array(from_input["y"]).tolist() == expected
+    (partners,) = figures(at)[2]["data"]  # every sample counted once; the sum is twice T[first, last]
+    assert array(partners["y"]).sum() == N_SAMPLES
+    assert (array(partners["x"]) * array(partners["y"])).sum() == 2 * t[0, -1]
 
 
 def test_per_layer_shows_statistics_and_cka_beside_nnts(runs_root: Path) -> None:
@@ -133,6 +136,8 @@ def test_runs_page_lists_runs_and_compares_several(runs_root: Path) -> None:
     assert [t["name"] for t in timings["data"]] == [RUNS["sweep"], RUNS["single"]]
     differences = dataframe(at, len(at.dataframe) - 1)
     assert "models" in differences["setting"].to_list() and "k" not in differences["setting"].to_list()
+    at.multiselect(key="compare").set_value([RUNS["unreadable"], RUNS["corrupt"]]).run()
+    assert not at.exception and messages(at)["error"][0].startswith(f"Run '{RUNS['unreadable']}' cannot be compared: manifest.json")
 
 
 def test_run_in_progress_says_what_is_not_written_yet() -> None:

@@ -1,0 +1,99 @@
+"""Metrics benchmark: NNTS for every pair of probe points (+ NNTP) from stored neighbour tables, nnts_ray
+(Polars group-by / bit sets) against a vectorised numpy reference on the same sorted neighbour arrays.
+
+    python -m nnts_ray.benchmarks.metrics --n 60000 --probes 12 --k 15 100
+    python -m nnts_ray.benchmarks.metrics --n 60000 --probes 4 --k 6000 --reference-pairs 1
+
+The reference counts |K_a ∩ K_b| per sample by broadcast comparison of the rows of two (n, k) arrays
+(chunked) when k is small and by one np.isin over row-offset ids when k is large; with
+--reference-pairs P it times P pairs and scales to all L(L-1)/2 pairs (stated in the output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from nnts_ray.benchmarks.common import PeakRSS, machine
+
+
+def neighbour_lists(n: int, k: int, probes: int, seed: int = 0) -> list[np.ndarray]:
+    """Exact k-NN of a chain of progressively perturbed low-dimensional point sets (real graph structure)."""
+    from nnts_ray.knn.exact import knn_rows
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 6)).astype(np.float32)
+    out = []
+    for _ in range(probes):
+        x = x + 0.25 * rng.standard_normal(x.shape).astype(np.float32)
+        out.append(knn_rows(x, k, refine_ranks=0).rows)
+    return out
+
+
+def reference_intersections(a: np.ndarray, b: np.ndarray, chunk_elems: int = 1 << 26) -> np.ndarray:
+    """|A_i ∩ B_i| per row of two (n, k) id arrays, vectorised numpy."""
+    n, k = a.shape
+    if k <= 256:
+        step = max(1, chunk_elems // (k * k))
+        return np.concatenate([(a[s:s + step, :, None] == b[s:s + step, None, :]).sum(axis=(1, 2))
+                               for s in range(0, n, step)])
+    offset = np.arange(n, dtype=np.int64)[:, None] * n
+    hit = np.isin(a + offset, b + offset, assume_unique=True)
+    return hit.sum(axis=1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=60000)
+    ap.add_argument("--probes", type=int, default=12)
+    ap.add_argument("--k", type=int, nargs="+", default=[15, 100])
+    ap.add_argument("--reference-pairs", type=int, default=0, help="time this many pairs and scale (0 = all)")
+    a = ap.parse_args()
+    from nnts_ray.api import metric_tables, neighbour_table, probe_frame
+    from nnts_ray.metrics.nnts import Probe, nnts
+
+    print(f"machine: {machine()}\n")
+    print("| n | probes | k | nnts_ray NNTS (all pairs) s | numpy reference s | reference / nnts_ray | "
+          "nnts_ray NNTP s | peak RSS GiB |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for k in a.k:
+        lists = neighbour_lists(a.n, k, a.probes)
+        ids = np.arange(a.n, dtype=np.int64)
+        probes = [Probe("m", f"l{v}", v) for v in range(a.probes)]
+        with tempfile.TemporaryDirectory() as tmp:
+            for p, rows in zip(probes, lists):  # stored tables, as a run keeps them
+                d = Path(tmp) / p.layer
+                d.mkdir()
+                neighbour_table(rows, np.zeros(rows.shape, np.float32), ids).write_parquet(d / "part-0.parquet")
+            frame = probe_frame({("m", p.layer): pl.scan_parquet(Path(tmp) / p.layer / "*.parquet") for p in probes},
+                                probes)
+            rss = PeakRSS()
+            with rss.watch():
+                t0 = time.perf_counter()
+                table, _ = nnts(frame, probes, ids, [k], sample_block=20000)
+                t_nnts = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                if k <= 100:
+                    metric_tables(frame, probes, ids, [], [k], [0])
+                t_nntp = time.perf_counter() - t0 if k <= 100 else float("nan")
+        pairs = [(i, j) for i in range(a.probes) for j in range(i + 1, a.probes)]
+        timed = pairs[: a.reference_pairs] if a.reference_pairs else pairs
+        sorted_lists = [np.sort(r, axis=1) for r in lists]
+        t0 = time.perf_counter()
+        ref = {(i, j): reference_intersections(sorted_lists[i], sorted_lists[j]) for i, j in timed}
+        t_ref = (time.perf_counter() - t0) * len(pairs) / len(timed)
+        i, j = timed[0]
+        want = float(np.mean(ref[(i, j)] / (2 * k - ref[(i, j)])))
+        got = table.filter(layer_a=f"l{i}", layer_b=f"l{j}")["jaccard"][0]
+        assert abs(want - got) < 1e-12, (want, got)
+        scaled = "" if len(timed) == len(pairs) else f" (scaled from {len(timed)} pairs)"
+        print(f"| {a.n} | {a.probes} | {k} | {t_nnts:.1f} | {t_ref:.1f}{scaled} | {t_ref / t_nnts:.2f} | "
+              f"{t_nntp:.1f} | {rss.peak_gib:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
