@@ -11,7 +11,8 @@ import os
 import sys
 from pathlib import Path
 
-CONF_DIR = Path(os.environ.get("NNTS_RAY_CONF", Path(__file__).resolve().parents[1] / "conf"))
+# nnts_ray/conf links to the repository's conf/ (and is a real copy inside an installed wheel).
+CONF_DIR = Path(os.environ.get("NNTS_RAY_CONF", Path(__file__).resolve().parent / "conf")).resolve()
 
 
 def _fail(prog: str, msg: str) -> None:

@@ -29,7 +29,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             os.unlink(tmp)
 
 
-def write_parquet(table: pa.Table, path: str | Path, schema: pa.Schema | None = None) -> None:
+def write_parquet(table: pa.Table, path: str | Path, schema: pa.Schema | None = None, **options: Any) -> None:
     """Write atomically; with `schema`, its columns first in its types (extra columns kept after);
     string columns are always plain `string` (Polars hands out `large_string`)."""
     if schema is not None:
@@ -39,7 +39,7 @@ def write_parquet(table: pa.Table, path: str | Path, schema: pa.Schema | None = 
               else pa.field(f.name, pa.string()) if f.type == pa.large_string() else f for f in table.schema]
     table = table.cast(pa.schema(fields))
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, compression="zstd", **options)
 
 
 def write_json(obj: Any, path: str | Path) -> None:

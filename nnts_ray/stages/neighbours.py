@@ -18,7 +18,7 @@ from nnts_ray.knn.exact import ShardIndex, candidates_needed, finalize, merge_ca
 from nnts_ray.knn.recall import exact_rows, recall_at_k, sample_queries
 from nnts_ray.naming import RunPaths
 from nnts_ray.progress import log
-from nnts_ray.schemas import NEIGHBOURS
+from nnts_ray.schemas import NEIGHBOURS, NEIGHBOURS_ENCODING
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class ShardSearcher:
         qrows = np.arange(lo, hi, dtype=np.int64)
         d2, rows = index.search(queries, k + 1, kc, refine_ranks)
         nb = finalize(qrows, d2, rows, k, spec.metric)
-        write_parquet(neighbour_part(nb.rows, nb.distance, qrows, sample_ids), out)
+        write_parquet(neighbour_part(nb.rows, nb.distance, qrows, sample_ids), out, **NEIGHBOURS_ENCODING)
         return hi - lo
 
     def where(self) -> dict:
@@ -188,7 +188,8 @@ def _search_with_database_shards(paths, model, layer, x, features, sample_ids, p
         d2, rows = merge_candidates(results, kc)
         qrows = np.arange(lo, hi, dtype=np.int64)
         nb = finalize(qrows, d2, rows, plan.k, plan.metric)
-        write_parquet(neighbour_part(nb.rows, nb.distance, qrows, sample_ids), paths.neighbours_part(model, layer, part))
+        write_parquet(neighbour_part(nb.rows, nb.distance, qrows, sample_ids), paths.neighbours_part(model, layer, part),
+                      **NEIGHBOURS_ENCODING)
         _part_done(paths, model, layer, part, lo, hi, n_parts)
 
 
