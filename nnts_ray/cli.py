@@ -75,9 +75,11 @@ def _one_line(e: BaseException) -> str:
 
 def _precheck(prog: str, argv: list[str]) -> None:
     """Validate the overrides before Hydra starts, so that bad input gets one line and exit 2."""
-    overrides = [a for a in argv if not a.startswith("-") and not a.startswith("hydra")]
-    if "-m" in argv or "--multirun" in argv:  # sweep values are checked per job
+    hydra_flags = {"-m", "--multirun", "-c", "--cfg", "-h", "--help", "--hydra-help", "--info", "-i", "--version",
+                   "-p", "--package", "-sc", "--shell-completion"}
+    if hydra_flags & set(argv):  # sweeps are checked per job; the rest are Hydra's own commands
         return
+    overrides = [a for a in argv if not a.startswith("hydra")]
     try:
         load_config(overrides)
     except Exception as e:  # noqa: BLE001 — every composition error is the user's input
@@ -91,12 +93,22 @@ def _run_app(cfg) -> None:
 
     try:
         rc = RunConfig.from_hydra(cfg)
+        if cfg.run_dir is None and _multirun_dir():  # every job of a sweep gets its own run directory
+            rc.run_dir = _multirun_dir()
         result = run(rc)
     except ConfigError as e:
         _fail("nnts-ray", str(e))
     if result.already_complete:
         print(f"run_dir={rc.run_dir} already holds this finished run; nothing to do.")
     print(summary(rc.run_dir))
+
+
+def _multirun_dir() -> str | None:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hc = HydraConfig.get()
+    return hc.runtime.output_dir if hc.mode == RunMode.MULTIRUN else None
 
 
 def main() -> None:

@@ -199,6 +199,10 @@ class RunConfig:
                 raise ConfigError(f"k={k} is not allowed; k must be a positive integer smaller than n")
         _check_choice("dataset.name", self.dataset.name, DATASETS)
         _check_choice("knn.metric", self.knn.metric, METRICS)
+        sizes = sorted({m.input_size for m in self.models})
+        if self.dataset.image_size is None and len(sizes) > 1:
+            raise ConfigError(f"models have input_size {sizes}; models in one run see the same samples: give them "
+                              "one input_size or set dataset.image_size")
         names = [m.name for m in self.models]
         if len(set(names)) != len(names):
             raise ConfigError(f"models have duplicate names {names}; every model in a run needs its own name")

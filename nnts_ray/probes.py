@@ -165,7 +165,9 @@ class Extractor(nn.Module):
 
 
 def _kind(value: object) -> str:
-    return "nothing (never called)" if value is None else f"a {type(value).__name__}"
+    if value is None:
+        return "nothing (never called)"
+    return "a tuple" if isinstance(value, tuple) else "a dict" if isinstance(value, dict) else f"a {type(value).__name__}"
 
 
 def _check(name: str, value: object, batch: int) -> Candidate:

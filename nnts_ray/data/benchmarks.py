@@ -7,7 +7,8 @@ offset by n_train. Images stay uint8 here; `load_dataset` scales them to [0, 1] 
 
 CIFAR-10 is read from the binary distribution (`cifar-10-batches-bin`, parsed with numpy) when present,
 else from the python distribution (`cifar-10-batches-py`) through an unpickler that admits only the
-numpy array reconstruction those batch files contain — a batch file that names any other global is
+numpy array reconstruction those batch files contain (and `_codecs.encode`, which turns text into bytes
+in protocol-2 pickles) — a batch file that names any other global is
 refused, so a crafted file cannot run code.
 """
 
@@ -109,10 +110,11 @@ def fashion_mnist(cfg: DatasetConfig, size: int) -> SampleSet:
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Admits the globals a CIFAR-10 python batch needs (numpy array reconstruction), nothing else."""
+    """Admits the globals a CIFAR-10 python batch needs (numpy array reconstruction, and the bytes
+    decoding of protocol-2 pickles written by Python 3), nothing else."""
 
     ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype")}
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
 
     def find_class(self, module: str, name: str):
         if (module, name) not in self.ALLOWED:

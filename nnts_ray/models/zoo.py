@@ -27,8 +27,8 @@ from torch import nn
 
 from nnts_ray.config import ConfigError, ModelConfig
 
-BUILTIN = ("lenet5", "small_resnet")
-ARCHS = BUILTIN + ("torchvision:<name>", "timm:<name>", "target")
+BUILTIN = {"lenet5": "nnts_ray.models.lenet.LeNet5", "small_resnet": "nnts_ray.models.resnet.SmallResNet"}
+ARCHS = (*BUILTIN, "torchvision:<name>", "timm:<name>", "target")
 PRETRAINED_KEYS = ("weights", "pretrained")  # library keywords that ask for downloaded weights
 
 
@@ -48,20 +48,14 @@ def _builder_kwargs(cfg: ModelConfig) -> dict[str, Any]:
 def build(cfg: ModelConfig, in_channels: int, num_classes: int) -> nn.Module:
     """An untrained module for `cfg.arch` (the caller seeds torch first)."""
     kind, _, name = cfg.arch.partition(":")
-    if cfg.arch == "lenet5":
-        from nnts_ray.models.lenet import LeNet5
-
-        return LeNet5(in_channels=in_channels, num_classes=num_classes, **cfg.kwargs)
-    if cfg.arch == "small_resnet":
-        from nnts_ray.models.resnet import SmallResNet
-
-        return SmallResNet(in_channels=in_channels, num_classes=num_classes, **cfg.kwargs)
+    if cfg.arch in BUILTIN:
+        return _instantiate(import_target(BUILTIN[cfg.arch]), cfg, in_channels, num_classes)
     if kind == "torchvision" and name:
         return _torchvision(name, cfg, in_channels, num_classes)
     if kind == "timm" and name:
         return _timm(name, cfg, in_channels, num_classes)
     if cfg.arch == "target":
-        return _target(cfg, in_channels, num_classes)
+        return _instantiate(import_target(cfg.target), cfg, in_channels, num_classes)
     raise ConfigError(f"model.arch={cfg.arch!r} is not allowed; choose one of: {', '.join(ARCHS)}")
 
 
@@ -114,10 +108,9 @@ def _import_timm(arch: str):
     return timm
 
 
-def _target(cfg: ModelConfig, in_channels: int, num_classes: int) -> nn.Module:
-    """model.target names a class or factory; in_channels / num_classes are passed when it takes them."""
-    factory = import_target(cfg.target)
-    kwargs = dict(cfg.kwargs)
+def _instantiate(factory: Callable[..., Any], cfg: ModelConfig, in_channels: int, num_classes: int) -> nn.Module:
+    """Call a class or factory with model.kwargs, adding in_channels / num_classes where it takes them."""
+    kwargs = _builder_kwargs(cfg)
     try:
         params = inspect.signature(factory).parameters
     except (TypeError, ValueError):
@@ -125,12 +118,13 @@ def _target(cfg: ModelConfig, in_channels: int, num_classes: int) -> nn.Module:
     for key, value in (("in_channels", in_channels), ("num_classes", num_classes)):
         if key in params and key not in kwargs:
             kwargs[key] = value
+    what = cfg.target if cfg.arch == "target" else cfg.arch
     try:
         model = factory(**kwargs)
     except TypeError as e:
-        raise ConfigError(f"model.target={cfg.target!r} does not accept model.kwargs={cfg.kwargs}: {e}") from e
+        raise ConfigError(f"model {what!r} does not accept model.kwargs={cfg.kwargs}: {e}") from e
     if not isinstance(model, nn.Module):
-        raise ConfigError(f"model.target={cfg.target!r} returned a {type(model).__name__}, not a torch nn.Module")
+        raise ConfigError(f"model.target={what!r} returned a {type(model).__name__}, not a torch nn.Module")
     return model
 
 

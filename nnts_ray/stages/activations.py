@@ -97,7 +97,7 @@ def run_activations(
         ActivationWriter,
         fn_constructor_kwargs={"job": job},
         batch_size=job.model.batch_size,
-        compute=ray.data.ActorPoolStrategy(size=actors),
+        compute=ray.data.ActorPoolStrategy(size=max(1, min(actors, len(chunks)))),
         num_gpus=1 if gpus else 0,
         num_cpus=0 if gpus else 1,
     )

@@ -34,7 +34,7 @@ def _one_error_line(proc: subprocess.CompletedProcess) -> str:
         ("knn.metricz=l2", "unknown config key 'knn.metricz'; valid keys there: metric, index"),
         ("+model.depth=3", "unknown config key 'model.depth'"),
         ("knn.metric=l3", "knn.metric='l3' is not allowed; choose one of: l2, cosine"),
-        ("dataset=imagenet", "dataset='imagenet' is not allowed; choose one of: digits"),
+        ("dataset=imagenet", "dataset='imagenet' is not allowed; choose one of: cifar10, digits"),
         ("k=[0]", "k=0 is not allowed"),
         ("metrics.nntp_k=[0]", "metrics.nntp_k=0 is not allowed"),
     ],
