@@ -116,7 +116,7 @@ def load_dataset(cfg: DatasetConfig, input_size: int) -> SampleSet:
     """Load, subsample, then resize to dataset.image_size (or the model's input size) as float32.
 
     Subsampling comes first: a 500-image subset of CIFAR-10 never converts all 50,000 images to float."""
-    from nnts_ray.data import benchmarks, images, sources  # noqa: F401  (register the loaders)
+    from nnts_ray.data import images, sources, standard  # noqa: F401  (register the loaders)
 
     if cfg.name not in LOADERS:
         raise ConfigError(f"dataset.name={cfg.name!r} is not allowed; choose one of: {', '.join(sorted(LOADERS))}")

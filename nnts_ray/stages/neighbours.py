@@ -130,6 +130,8 @@ def search_probe(paths: RunPaths, model: str, layer: str, sample_ids: np.ndarray
     elif todo:
         _search_with_database_shards(paths, model, layer, x, features, sample_ids, plan, searchers[: plan.shards],
                                      todo, len(blocks))
+    for stale in paths.neighbours_dir(model, layer).glob(".*.tmp"):  # of writers killed mid-write (retried)
+        stale.unlink(missing_ok=True)
     info = {"parts": len(blocks), "n": n, "k": plan.k}
     if plan.factory:
         info["recall"] = measure_recall(paths, model, layer, x, sample_ids, plan)

@@ -9,7 +9,7 @@ import pytest
 
 from nnts_ray.config import ConfigError, DatasetConfig
 from nnts_ray.data import load_dataset
-from nnts_ray.data.benchmarks import read_idx
+from nnts_ray.data.standard import read_idx
 from tests.data.formats import write_cifar_bin, write_cifar_py, write_idx, write_mnist
 
 
