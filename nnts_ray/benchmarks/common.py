@@ -31,18 +31,18 @@ def matmul_gflops(n: int = 4096, repeat: int = 3) -> float:
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n), dtype=np.float32)
     b = rng.standard_normal((n, n), dtype=np.float32)
-    best = min(_timed(lambda: a @ b) for _ in range(repeat))
+    best = min(timed(lambda: a @ b) for _ in range(repeat))
     return 2 * n**3 / best / 1e9
 
 
-def _timed(fn) -> float:
+def timed(fn) -> float:
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0
 
 
 def best_of(fn, repeat: int = 3) -> float:
-    return min(_timed(fn) for _ in range(repeat))
+    return min(timed(fn) for _ in range(repeat))
 
 
 @dataclass

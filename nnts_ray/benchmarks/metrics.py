@@ -54,8 +54,9 @@ def main() -> None:
     ap.add_argument("--k", type=int, nargs="+", default=[15, 100])
     ap.add_argument("--reference-pairs", type=int, default=0, help="time this many pairs and scale (0 = all)")
     a = ap.parse_args()
-    from nnts_ray.api import metric_tables, neighbour_table, probe_frame
+    from nnts_ray.api import neighbour_table, probe_frame
     from nnts_ray.metrics.nnts import Probe, nnts
+    from nnts_ray.metrics.nntp import nntp
 
     print(f"machine: {machine()}\n")
     print("| n | probes | k | nnts_ray NNTS (all pairs) s | numpy reference s | reference / nnts_ray | "
@@ -78,7 +79,7 @@ def main() -> None:
                 t_nnts = time.perf_counter() - t0
                 t0 = time.perf_counter()
                 if k <= 100:
-                    metric_tables(frame, probes, ids, [], [k], [0])
+                    nntp(frame, ids, k, [0])
                 t_nntp = time.perf_counter() - t0 if k <= 100 else float("nan")
         pairs = [(i, j) for i in range(a.probes) for j in range(i + 1, a.probes)]
         timed = pairs[: a.reference_pairs] if a.reference_pairs else pairs

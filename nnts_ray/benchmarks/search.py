@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnts_ray.benchmarks.common import best_of, machine, matmul_gflops
+from nnts_ray.benchmarks.common import best_of, machine, matmul_gflops, timed
 
 
 def features(n: int, d: int, seed: int = 0) -> np.ndarray:
@@ -40,7 +40,7 @@ def bench(n: int, d: int, k: int, repeat: int, with_sklearn: bool, with_ray: boo
     rows.append(("bare FAISS IndexFlatL2 (baseline)", best_of(bare_faiss, repeat)))
     rows.append(("nnts_ray knn_rows (in process)", best_of(lambda: knn_rows(x, k), repeat)))
     if with_ray:
-        rows.append(("nnts_ray search stage (Ray, 2 shard actors)", best_of(lambda: _ray_stage(x, k), repeat)))
+        rows.append(("nnts_ray search stage (Ray, 2 warm actors, writes Parquet)", _ray_stage(x, k, repeat)))
     if with_sklearn:
         from sklearn.neighbors import NearestNeighbors
 
@@ -49,8 +49,9 @@ def bench(n: int, d: int, k: int, repeat: int, with_sklearn: bool, with_ray: boo
     return rows
 
 
-def _ray_stage(x: np.ndarray, k: int) -> None:
-    """The pipeline's search stage on one probe point: features file → shard actors → Parquet parts."""
+def _ray_stage(x: np.ndarray, k: int, repeat: int) -> float:
+    """The pipeline's search stage on one probe point: features file → search actors → Parquet parts.
+    Actors are started once (as a run starts them once for all its probe points) and warmed up."""
     import ray
 
     from nnts_ray.naming import RunPaths
@@ -58,16 +59,22 @@ def _ray_stage(x: np.ndarray, k: int) -> None:
 
     if not ray.is_initialized():
         ray.init(num_cpus=2, include_dashboard=False, logging_level="warning")
+    searchers = start_searchers(2, 0)
+    plan = SearchPlan(k=k, metric="l2", query_block=4096, refine_ranks=128)
+    ids = np.arange(len(x), dtype=np.int64)
     with tempfile.TemporaryDirectory() as tmp:
-        paths = RunPaths(tmp)
-        f = paths.activations("bench", "x")
-        f.parent.mkdir(parents=True)
-        np.save(f, x)
-        searchers = start_searchers(2, 0)
-        search_probe(paths, "bench", "x", np.arange(len(x), dtype=np.int64),
-                     SearchPlan(k=k, metric="l2", query_block=4096, refine_ranks=128), searchers)
-        for s in searchers:
-            ray.kill(s)
+        def prepare_dir(i: int) -> RunPaths:  # a fresh run directory, features written outside the timing
+            paths = RunPaths(Path(tmp) / str(i))
+            paths.activations("bench", "x").parent.mkdir(parents=True)
+            np.save(paths.activations("bench", "x"), x)
+            return paths
+
+        dirs = [prepare_dir(i) for i in range(repeat + 1)]
+        search_probe(dirs[0], "bench", "x", ids, plan, searchers)  # warm-up: actors up, libraries loaded
+        best = min(timed(lambda p=p: search_probe(p, "bench", "x", ids, plan, searchers)) for p in dirs[1:])
+    for s in searchers:
+        ray.kill(s)
+    return best
 
 
 def main() -> None:
