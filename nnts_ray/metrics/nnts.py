@@ -110,6 +110,7 @@ def _bitset_intersections(neighbours: pl.LazyFrame, n_probes: int, sample_ids: n
     n = len(sample_ids)
     pairs = list(combinations(range(n_probes), 2))
     out = []
+    dense = n > 0 and sample_ids[0] == 0 and sample_ids[-1] == n - 1  # ids are rows: no lookup needed
     for s in range(0, n, step):
         ids = sample_ids[s : s + step]
         rows = (
@@ -118,9 +119,10 @@ def _bitset_intersections(neighbours: pl.LazyFrame, n_probes: int, sample_ids: n
             .collect()
         )
         member = np.zeros((n_probes, len(ids), n), dtype=bool)  # (L, b, n)
+        sid, nid = rows["sample_id"].to_numpy(), rows["neighbour_id"].to_numpy()
         member[rows["probe"].to_numpy(),
-               np.searchsorted(ids, rows["sample_id"].to_numpy()),
-               np.searchsorted(sample_ids, rows["neighbour_id"].to_numpy())] = True
+               sid - ids[0] if dense else np.searchsorted(ids, sid),
+               nid if dense else np.searchsorted(sample_ids, nid)] = True
         bits = np.packbits(member, axis=2)  # (L, b, n/8) uint8
         del member
         counts = np.stack([np.bitwise_count(bits[a] & bits[b]).sum(axis=1, dtype=np.int64) for a, b in pairs])

@@ -142,15 +142,17 @@ def test_api_rejects_bad_input():
         analyse({"h": np.zeros((10, 2))}, k=10)
 
 
-def test_bitset_and_group_by_paths_agree():
-    """Dense k goes through bit sets, sparse k through the Polars group-by: same counts."""
+@pytest.mark.parametrize("contiguous", [False, True])
+def test_bitset_and_group_by_paths_agree(contiguous):
+    """Dense k goes through bit sets, sparse k through the Polars group-by: same counts (ids 0..n-1
+    take the bit-set path's no-lookup shortcut)."""
     from nnts_ray.api import neighbour_table, probe_frame
     from nnts_ray.knn.exact import knn_rows
     from nnts_ray.metrics.nnts import Probe, intersections, use_bitsets
 
     rng = np.random.default_rng(11)
     n, k = 300, 40
-    ids = np.sort(rng.choice(10_000, n, replace=False)).astype(np.int64)
+    ids = np.arange(n, dtype=np.int64) if contiguous else np.sort(rng.choice(10_000, n, replace=False)).astype(np.int64)
     base = rng.standard_normal((n, 4))
     probes, tables = [], {}
     for v in range(4):
