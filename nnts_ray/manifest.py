@@ -60,23 +60,30 @@ class Manifest:
         self.paths, self.data = paths, data
 
     @staticmethod
-    def open(paths: RunPaths, rc: RunConfig) -> "Manifest":
-        """Load the run's manifest (refusing a different configuration) or start a new one."""
-        fp = rc.fingerprint()
+    def existing(paths: RunPaths, rc: RunConfig) -> dict | None:
+        """The run's manifest when it is this configuration's, None for a new directory; anything
+        else is refused before a byte is written."""
         if paths.manifest.is_file():
             data = read_json(paths.manifest)
-            if data.get("fingerprint") != fp:
+            if data.get("fingerprint") != rc.fingerprint():
                 raise ConfigError(
                     f"run_dir={str(paths.root)!r} holds a {data.get('status', 'unknown')} run of a different "
-                    f"configuration (fingerprint {data.get('fingerprint')} != {fp}); choose another run_dir"
+                    f"configuration; choose another run_dir (nothing was changed)"
                 )
-            return Manifest(paths, data)
+            return data
         if paths.root.exists() and any(paths.root.iterdir()):
-            raise ConfigError(f"run_dir={str(paths.root)!r} exists and is not a nnts_ray run; choose an empty or new directory")
+            raise ConfigError(f"run_dir={str(paths.root)!r} is not empty and holds no nnts_ray run; choose another run_dir")
+        return None
+
+    @staticmethod
+    def open(paths: RunPaths, rc: RunConfig, existing: dict | None) -> "Manifest":
+        """Continue the checked manifest `existing` (see `Manifest.existing`) or start a new one."""
+        if existing is not None:
+            return Manifest(paths, existing)
         data = {
-            "format": FORMAT, "status": "running", "fingerprint": fp, "created": _now(), "updated": _now(),
-            "error": None, "config": rc.to_dict(), "n_samples": None, "conventions": conventions(rc),
-            "versions": versions(), "models": {}, "stages": {},
+            "format": FORMAT, "status": "running", "fingerprint": rc.fingerprint(), "created": _now(),
+            "updated": _now(), "error": None, "config": rc.to_dict(), "n_samples": None,
+            "conventions": conventions(rc), "versions": versions(), "models": {}, "stages": {},
         }
         m = Manifest(paths, data)
         m.save()

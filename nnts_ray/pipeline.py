@@ -35,21 +35,6 @@ class RunResult:
     already_complete: bool
 
 
-def _check_reusable(paths: RunPaths, rc: RunConfig) -> dict | None:
-    """The existing manifest when it is this configuration's; refuse anything else, writing nothing."""
-    if paths.manifest.is_file():
-        data = read_json(paths.manifest)
-        if data.get("fingerprint") != rc.fingerprint():
-            raise ConfigError(
-                f"run_dir={str(paths.root)!r} holds a {data.get('status', 'unknown')} run of a different "
-                f"configuration; choose another run_dir (nothing was changed)"
-            )
-        return data
-    if paths.root.exists() and any(paths.root.iterdir()):
-        raise ConfigError(f"run_dir={str(paths.root)!r} is not empty and holds no nnts_ray run; choose another run_dir")
-    return None
-
-
 def _load_samples(paths: RunPaths, rc: RunConfig) -> SampleSet:
     if paths.samples.is_file() and paths.inputs.is_file():  # a resumed run reads what it wrote
         import pyarrow.parquet as pq
@@ -65,7 +50,7 @@ def _load_samples(paths: RunPaths, rc: RunConfig) -> SampleSet:
 
 def run(rc: RunConfig) -> RunResult:
     paths = RunPaths(rc.run_dir)
-    existing = _check_reusable(paths, rc)
+    existing = Manifest.existing(paths, rc)
     if existing and existing.get("status") == "complete":
         return RunResult(paths.root, already_complete=True)
     ss = _load_samples(paths, rc)
@@ -76,7 +61,7 @@ def run(rc: RunConfig) -> RunResult:
         points = probe_points(model, mc, torch.from_numpy(np.array(ss.images[:2])), rc.seed)
         prepared.append((mc, model, winfo, points))
 
-    manifest = Manifest.open(paths, rc)
+    manifest = Manifest.open(paths, rc, existing)
     try:
         return _run_stages(rc, paths, manifest, ss, prepared)
     except BaseException as e:
