@@ -1,11 +1,11 @@
 """Metrics benchmark: NNTS for every pair of probe points (+ NNTP) from stored neighbour tables, nnts_ray
-(Polars group-by / bit sets) against a vectorised numpy reference on the same sorted neighbour arrays.
+(mask table / bit sets) against a vectorised numpy reference on the same sorted neighbour arrays.
 
     python -m nnts_ray.benchmarks.metrics --n 60000 --probes 12 --k 15 100
     python -m nnts_ray.benchmarks.metrics --n 60000 --probes 4 --k 6000 --reference-pairs 1
 
 The reference counts |K_a ∩ K_b| per sample by broadcast comparison of the rows of two (n, k) arrays
-(chunked) when k is small and by one np.isin over row-offset ids when k is large; with
+(chunked) when k is small and by np.isin over row-offset ids (chunks of rows) when k is large; with
 --reference-pairs P it times P pairs and scales to all L(L-1)/2 pairs (stated in the output).
 """
 
@@ -42,9 +42,12 @@ def reference_intersections(a: np.ndarray, b: np.ndarray, chunk_elems: int = 1 <
         step = max(1, chunk_elems // (k * k))
         return np.concatenate([(a[s:s + step, :, None] == b[s:s + step, None, :]).sum(axis=(1, 2))
                                for s in range(0, n, step)])
-    offset = np.arange(n, dtype=np.int64)[:, None] * n
-    hit = np.isin(a + offset, b + offset, assume_unique=True)
-    return hit.sum(axis=1)
+    step = max(1, chunk_elems // (8 * k))  # rows per np.isin call: bounded memory at k = 12,000
+    out = []
+    for s in range(0, n, step):
+        offset = np.arange(min(step, n - s), dtype=np.int64)[:, None] * n
+        out.append(np.isin(a[s:s + step] + offset, b[s:s + step] + offset, assume_unique=True).sum(axis=1))
+    return np.concatenate(out)
 
 
 def main() -> None:

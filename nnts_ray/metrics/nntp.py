@@ -12,36 +12,47 @@ import numpy as np
 import polars as pl
 
 
-def connected_pairs(neighbours: pl.LazyFrame, k: int, lo: int, hi: int) -> pl.LazyFrame:
-    """Undirected connected pairs (i < j, position) with lo ≤ i ≤ hi, from rows `(position,
-    sample_id, rank, neighbour_id)`; each pair once per position (union symmetrisation)."""
-    edges = neighbours.filter(
-        (pl.col("rank") < k)
-        & (pl.col("sample_id").is_between(lo, hi) | pl.col("neighbour_id").is_between(lo, hi))
-    )
-    return (
-        edges.select(
-            "position",
-            i=pl.min_horizontal("sample_id", "neighbour_id"),
-            j=pl.max_horizontal("sample_id", "neighbour_id"),
+def connected_pairs(neighbours: pl.LazyFrame, sample_ids: np.ndarray, k: int, lo: int,
+                    hi: int) -> tuple[np.ndarray, int]:
+    """Undirected connected pairs {i, j} with lo ≤ min(i, j) ≤ hi at every position, from rows
+    `(position, sample_id, rank, neighbour_id)`, as sorted unique int64 codes
+    (row(i)·n + row(j))·P + position with row() the index in `sample_ids`, i < j, P = max position + 1:
+    one sort orders them by pair, then position, and drops the i→j / j→i duplicate. Returns
+    (codes, P); no rows gives (empty, 0)."""
+    rows = (
+        neighbours.filter(
+            (pl.col("rank") < k)
+            & (pl.col("sample_id").is_between(lo, hi) | pl.col("neighbour_id").is_between(lo, hi))
         )
+        .select("position", i=pl.min_horizontal("sample_id", "neighbour_id"),
+                j=pl.max_horizontal("sample_id", "neighbour_id"))
         .filter(pl.col("i").is_between(lo, hi))
-        .unique()
+        .collect()
     )
+    n = len(sample_ids)
+    pos, i, j = (rows[c].to_numpy() for c in ("position", "i", "j"))
+    if not (n and sample_ids[0] == 0 and sample_ids[-1] == n - 1):  # ids are not rows: look them up
+        i, j = np.searchsorted(sample_ids, i), np.searchsorted(sample_ids, j)
+    if len(pos) == 0:
+        return np.zeros(0, np.int64), 0
+    positions = int(pos.max()) + 1
+    if n * n * positions >= 1 << 62:
+        raise ValueError(f"NNTP codes would overflow int64 for n={n} and {positions} positions")
+    codes = pl.Series((i.astype(np.int64) * n + j) * positions + pos).sort().to_numpy()  # Polars: parallel sort
+    return codes[np.r_[True, codes[1:] != codes[:-1]]], positions
 
 
-def run_counts(pairs: pl.LazyFrame, alpha: int) -> pl.LazyFrame:
-    """(first, last, n_pairs): maximal runs of each pair, gaps of up to alpha positions bridged."""
-    step = pl.col("position").diff().over("i", "j", order_by="position")
-    return (
-        pairs.sort("i", "j", "position")
-        .with_columns(new_run=step.is_null() | (step > alpha + 1))
-        .with_columns(run=pl.col("new_run").cum_sum())
-        .group_by("run")
-        .agg(first=pl.col("position").min(), last=pl.col("position").max())
-        .group_by("first", "last")
-        .agg(n_pairs=pl.len().cast(pl.Int64))
-    )
+def run_counts(codes: np.ndarray, positions: int, alpha: int) -> pl.DataFrame:
+    """(first, last, n_pairs): maximal runs of each pair, gaps of up to alpha positions bridged,
+    from the sorted codes of `connected_pairs` (pair-major, then position)."""
+    pair, pos = codes // positions, codes % positions
+    new = np.r_[True, (pair[1:] != pair[:-1]) | (pos[1:] - pos[:-1] > alpha + 1)]
+    starts = np.flatnonzero(new)
+    ends = np.r_[starts[1:] - 1, len(codes) - 1]
+    cells = np.bincount(pos[starts] * positions + pos[ends], minlength=positions * positions)
+    first, last = np.divmod(np.flatnonzero(cells), positions)
+    return pl.DataFrame({"first": first.astype(np.int64), "last": last.astype(np.int64),
+                         "n_pairs": cells[cells > 0].astype(np.int64)})
 
 
 def nntp(
@@ -57,14 +68,21 @@ def nntp(
     sample_ids = np.asarray(sample_ids, dtype=np.int64)
     for s in range(0, len(sample_ids), pair_block):
         lo, hi = int(sample_ids[s]), int(sample_ids[min(s + pair_block, len(sample_ids)) - 1])
-        pairs = connected_pairs(neighbours, k, lo, hi).collect().lazy()
-        edges.append(pairs.group_by("position").agg(n_edges=pl.len().cast(pl.Int64)).collect())
+        codes, positions = connected_pairs(neighbours, sample_ids, k, lo, hi)
+        if not len(codes):
+            continue
+        per_position = np.bincount(codes % positions, minlength=positions)
+        edges.append(pl.DataFrame({"position": np.flatnonzero(per_position).astype(np.int64),
+                                   "n_edges": per_position[per_position > 0].astype(np.int64)}))
         for alpha in alphas:
-            runs.append(run_counts(pairs, alpha).with_columns(alpha=pl.lit(alpha, pl.Int64)).collect())
+            runs.append(run_counts(codes, positions, alpha).with_columns(alpha=pl.lit(alpha, pl.Int64)))
+    empty_runs = {"first": pl.Int64, "last": pl.Int64, "alpha": pl.Int64, "n_pairs": pl.Int64}
     run_table = (
         pl.concat(runs).group_by("first", "last", "alpha").agg(pl.col("n_pairs").sum()).sort("alpha", "first", "last")
+        if runs else pl.DataFrame(schema=empty_runs)
     )
-    edge_table = pl.concat(edges).group_by("position").agg(pl.col("n_edges").sum()).sort("position")
+    edge_table = (pl.concat(edges).group_by("position").agg(pl.col("n_edges").sum()).sort("position")
+                  if edges else pl.DataFrame(schema={"position": pl.Int64, "n_edges": pl.Int64}))
     return run_table, edge_table
 
 

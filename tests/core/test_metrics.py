@@ -27,10 +27,12 @@ def _sets(x, k, ids):
     return [set(ids[r].tolist()) for r in rows]
 
 
-@pytest.fixture(scope="module")
-def chain_result():
+@pytest.fixture(scope="module", params=["sparse_ids", "row_ids"])
+def chain_result(request):
+    """Sparse unsorted ids take the id-lookup paths of NNTS and NNTP; ids 0..n-1 their shortcuts."""
     feats = _chain()
-    ids = np.arange(1000, 1000 + 3 * 240, 3, dtype=np.int64)[::-1].copy()  # non-contiguous, unsorted ids
+    ids = (np.arange(1000, 1000 + 3 * 240, 3, dtype=np.int64)[::-1].copy() if request.param == "sparse_ids"
+           else np.arange(240, dtype=np.int64))
     res = analyse(feats, k=[4, 15], alpha=[0, 1, 2], nntp_k=[4, 15], sample_ids=ids)
     return feats, ids, res
 
@@ -143,9 +145,9 @@ def test_api_rejects_bad_input():
 
 
 @pytest.mark.parametrize("contiguous", [False, True])
-def test_bitset_and_group_by_paths_agree(contiguous):
-    """Dense k goes through bit sets, sparse k through the Polars group-by: same counts (ids 0..n-1
-    take the bit-set path's no-lookup shortcut)."""
+def test_bitset_mask_and_group_by_paths_agree(contiguous):
+    """Dense k goes through bit sets, sparse k through the mask table (or the Polars group-by beyond
+    64 probes): same counts (ids 0..n-1 take the no-lookup shortcut)."""
     from nnts_ray.api import neighbour_table, probe_frame
     from nnts_ray.knn.exact import knn_rows
     from nnts_ray.metrics.nnts import Probe, intersections, use_bitsets
@@ -163,6 +165,31 @@ def test_bitset_and_group_by_paths_agree(contiguous):
     assert use_bitsets(k, n) and not use_bitsets(4, n)
     dense = intersections(frame, 4, ids, k, sample_block=1000, bitset_bytes=50 * 4 * n, method="bitset")
     sparse = intersections(frame, 4, ids, k, sample_block=1000, method="group_by")
+    masks = intersections(frame, 4, ids, k, sample_block=128, bitset_bytes=16 * n, method="masks")
     key = ["probe_a", "probe_b", "sample_id"]
     assert dense.sort(key).equals(sparse.sort(key).select(dense.columns))
+    assert masks.sort(key).equals(dense.sort(key))  # sub-blocks of 16 samples, blocks of 128
     assert dense["intersection"].max() > 0 and dense["intersection"].min() < k
+
+
+@pytest.mark.parametrize("k", [7, 300])
+def test_mask_table_counts_match_python_sets(k):
+    """The mask-table path against plain sets: 19 probes (32-bit masks, three 8-bit lookup chunks),
+    k past 255 (16-bit count fields), sparse ids, rows shuffled, uneven blocks and sub-blocks."""
+    from nnts_ray.metrics.nnts import intersections
+
+    rng = np.random.default_rng(5)
+    n, n_probes = 400, 19
+    ids = np.sort(rng.choice(5_000, n, replace=False)).astype(np.int64)
+    sets = [[rng.choice(np.delete(np.arange(n), i), k, replace=False) for i in range(n)] for _ in range(n_probes)]
+    rows = pl.DataFrame({
+        "probe": np.repeat(np.arange(n_probes, dtype=np.int32), n * k),
+        "sample_id": np.tile(np.repeat(ids, k), n_probes),
+        "rank": np.tile(np.arange(k), n * n_probes),
+        "neighbour_id": ids[np.concatenate([np.concatenate(s) for s in sets])],
+    }).sample(fraction=1.0, shuffle=True, seed=1)
+    got = intersections(rows.lazy(), n_probes, ids, k, sample_block=150, bitset_bytes=4 * 23 * n, method="masks")
+    for a, b in [(0, 1), (2, 17), (7, 8), (9, 18), (16, 18)]:
+        want = [len(set(x) & set(y)) for x, y in zip(sets[a], sets[b])]
+        assert got.filter(probe_a=a, probe_b=b).sort("sample_id")["intersection"].to_list() == want
+    assert got.height == n * n_probes * (n_probes - 1) // 2
