@@ -43,18 +43,8 @@ def neighbour_table(rows: np.ndarray, distance: np.ndarray, sample_ids: np.ndarr
     )
 
 
-def probe_frame(tables: Mapping[tuple[str, str], pl.LazyFrame | pl.DataFrame], probes: list[Probe]) -> pl.LazyFrame:
-    """One LazyFrame of neighbour rows with the integer `probe` index and chain `position` added."""
-    parts = []
-    for i, p in enumerate(probes):
-        t = tables[(p.model, p.layer)].lazy()
-        parts.append(t.select("sample_id", "rank", "neighbour_id").with_columns(
-            probe=pl.lit(i, pl.Int32), position=pl.lit(p.position, pl.Int64)))
-    return pl.concat(parts)
-
-
 def metric_tables(
-    frame: pl.LazyFrame,
+    tables: Mapping[tuple[str, str], pl.LazyFrame | pl.DataFrame],
     probes: list[Probe],
     sample_ids: np.ndarray,
     ks: Sequence[int],
@@ -62,16 +52,18 @@ def metric_tables(
     alphas: Sequence[int],
     sample_block: int = 20000,
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """(nnts, per_sample, nntp, edges) for neighbour rows of several probe points (any models)."""
-    nnts_table, per_sample = nnts(frame, probes, sample_ids, list(ks), sample_block)
+    """(nnts, per_sample, nntp, edges) for the neighbour tables of several probe points (any models),
+    keyed by (model, layer)."""
+    frames = [tables[(p.model, p.layer)].lazy() for p in probes]
+    nnts_table, per_sample = nnts(frames, probes, sample_ids, list(ks), sample_block)
     nntp_parts, edge_parts = [], []
     for model in dict.fromkeys(p.model for p in probes):
         chain = [p for p in probes if p.model == model]
         name_at = pl.DataFrame({"position": [p.position for p in chain], "layer": [p.layer for p in chain]},
                                schema={"position": pl.Int64, "layer": pl.String})
-        rows = frame.filter(pl.col("probe").is_in([probes.index(p) for p in chain]))
+        frames = [(p.position, tables[(p.model, p.layer)].lazy()) for p in chain]
         for k in nntp_ks:
-            runs, edges = nntp(rows, sample_ids, k, list(alphas), sample_block)
+            runs, edges = nntp(frames, sample_ids, k, list(alphas), sample_block)
             if 0 in alphas:
                 check_identity(runs, edges)
             nntp_parts.append(
@@ -127,9 +119,8 @@ def analyse(
         nb = knn_rows(x[order], ks[-1], metric=metric)
         probes.append(Probe(model, layer, pos))
         tables[(model, layer)] = neighbour_table(nb.rows, nb.distance, ids)
-    frame = probe_frame(tables, probes)
     nnts_t, per_sample, nntp_t, edges = metric_tables(
-        frame, probes, ids, ks, [ks[0]] if nntp_k is None else list(nntp_k), list(alpha)
+        tables, probes, ids, ks, [ks[0]] if nntp_k is None else list(nntp_k), list(alpha)
     )
     neighbours = pl.concat(
         [t.with_columns(model=pl.lit(m), layer=pl.lit(l)) for (m, l), t in tables.items()]

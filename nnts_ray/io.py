@@ -29,9 +29,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             os.unlink(tmp)
 
 
-def write_parquet(table: pa.Table, path: str | Path, schema: pa.Schema | None = None, **options: Any) -> None:
+def write_parquet(table: pa.Table, path: str | Path, schema: pa.Schema | None = None,
+                  groups: list[int] | None = None, **options: Any) -> None:
     """Write atomically; with `schema`, its columns first in its types (extra columns kept after);
-    string columns are always plain `string` (Polars hands out `large_string`)."""
+    string columns are always plain `string` (Polars hands out `large_string`). `groups`: row
+    counts at which row groups must end (each slice is written on its own; larger ones split)."""
     if schema is not None:
         extra = [c for c in table.column_names if c not in schema.names]
         table = table.select(schema.names + extra)
@@ -39,7 +41,15 @@ def write_parquet(table: pa.Table, path: str | Path, schema: pa.Schema | None = 
               else pa.field(f.name, pa.string()) if f.type == pa.large_string() else f for f in table.schema]
     table = table.cast(pa.schema(fields))
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd", **options)
+        if not groups:
+            pq.write_table(table, tmp, compression="zstd", **options)
+            return
+        with pq.ParquetWriter(tmp, table.schema, compression="zstd", **options) as writer:
+            start = 0
+            for rows in groups:
+                writer.write_table(table.slice(start, rows))
+                start += rows
+            assert start == table.num_rows, (start, table.num_rows)
 
 
 def write_json(obj: Any, path: str | Path) -> None:

@@ -16,6 +16,11 @@ NEIGHBOURS = pa.schema(
 # How neighbour tables are encoded: ranks count up and distances rise slowly within a sample, so
 # delta and byte-stream-split encodings (+ zstd) take 4.2 bytes a row instead of 7.1 (measured at
 # k = 12,000), and read faster.
+# Rows of a part file are grouped in rank bands [0, 128), [128, 1024), [1024, 8192), [8192, k), each
+# band its own row groups (sample_id, rank order inside a band): row-group statistics on `rank` then
+# let a reader of small k (k = 15 out of a k = 12,000 table) skip all but the first band.
+NEIGHBOUR_RANK_BANDS = (128, 1024, 8192)
+
 NEIGHBOURS_ENCODING = {
     "use_dictionary": ["sample_id"],
     "column_encoding": {"rank": "DELTA_BINARY_PACKED", "neighbour_id": "DELTA_BINARY_PACKED",

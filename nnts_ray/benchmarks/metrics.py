@@ -57,7 +57,7 @@ def main() -> None:
     ap.add_argument("--k", type=int, nargs="+", default=[15, 100])
     ap.add_argument("--reference-pairs", type=int, default=0, help="time this many pairs and scale (0 = all)")
     a = ap.parse_args()
-    from nnts_ray.api import neighbour_table, probe_frame
+    from nnts_ray.api import neighbour_table
     from nnts_ray.metrics.nnts import Probe, nnts
     from nnts_ray.metrics.nntp import nntp
 
@@ -73,16 +73,15 @@ def main() -> None:
                 d = Path(tmp) / p.layer
                 d.mkdir()
                 neighbour_table(rows, np.zeros(rows.shape, np.float32), ids).write_parquet(d / "part-0.parquet")
-            frame = probe_frame({("m", p.layer): pl.scan_parquet(Path(tmp) / p.layer / "*.parquet") for p in probes},
-                                probes)
+            scans = {("m", p.layer): pl.scan_parquet(Path(tmp) / p.layer / "*.parquet") for p in probes}
             rss = PeakRSS()
             with rss.watch():
                 t0 = time.perf_counter()
-                table, _ = nnts(frame, probes, ids, [k], sample_block=20000)
+                table, _ = nnts(list(scans.values()), probes, ids, [k], sample_block=20000)
                 t_nnts = time.perf_counter() - t0
                 t0 = time.perf_counter()
                 if k <= 100:
-                    nntp(frame, ids, k, [0])
+                    nntp([(p.position, scans[("m", p.layer)]) for p in probes], ids, k, [0])
                 t_nntp = time.perf_counter() - t0 if k <= 100 else float("nan")
         pairs = [(i, j) for i in range(a.probes) for j in range(i + 1, a.probes)]
         timed = pairs[: a.reference_pairs] if a.reference_pairs else pairs

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 GPU_FAISS_K_LIMIT = 2048  # faiss-gpu flat indexes cap k here; larger k goes through torch on GPU
-FAISS_CPU_K_LIMIT = 256  # above this, FAISS's per-query heaps lose to GEMM + argpartition (measured)
+FAISS_CPU_K_LIMIT = 256  # above this, FAISS's per-query heaps lose to GEMM + torch.topk (measured)
 _GATHER_BUDGET = 1 << 24  # floats gathered at once while re-scoring candidates
 _BLOCK_BUDGET = 1 << 26  # distance-block elements (256 MB of float32) in the blocked exact path
 
@@ -137,26 +137,37 @@ class ShardIndex:
         return d2, local
 
     def _blocked_topk(self, queries: np.ndarray, kc: int) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-kc for large k: distance blocks by one GEMM each, partial selection, merge.
+        """Exact top-kc for large k: distance blocks by one GEMM each, selection by torch.topk, merge.
 
         Base rows carry ‖b‖² as an extra column and queries a matching 1 (times −2q), so one sgemm
-        yields ‖b‖² − 2q·b, which orders like the squared distance; ‖q‖² is added to the kc kept."""
+        yields ‖b‖² − 2q·b, which orders like the squared distance; ‖q‖² is added to the kc kept.
+        torch.topk (sorted) selects and orders in one pass, 3-4× faster than np.argpartition followed
+        by a full sort at k = 12,000 (measured); only rows with equal distances — rare outside
+        duplicates — are re-sorted to put ties in row order."""
+        import torch
+
         if not hasattr(self, "_aug"):
             self._aug = np.hstack([self.base, np.einsum("md,md->m", self.base, self.base)[:, None]])  # (m, d+1)
         qa = np.hstack([-2.0 * queries, np.ones((len(queries), 1), np.float32)])  # (q, d+1)
+        m = self.base.shape[0]
         step = max(kc, _BLOCK_BUDGET // max(1, len(queries)))
         best_d = best_r = None
-        for lo in range(0, self.base.shape[0], step):
-            block = qa @ self._aug[lo : lo + step].T  # (q, b) float32
-            rows = np.broadcast_to(np.arange(lo, lo + block.shape[1], dtype=np.int64), block.shape)
+        for lo in range(0, m, step):
+            block = torch.from_numpy(qa @ self._aug[lo : lo + step].T)  # (q, b) float32, numpy's BLAS
+            rows = torch.arange(lo, lo + block.shape[1]).expand(block.shape)
             if best_d is not None:
-                block, rows = np.hstack([best_d, block]), np.hstack([best_r, rows])
-            if block.shape[1] > kc:
-                keep = np.argpartition(block, kc - 1, axis=1)[:, :kc]
-                block, rows = np.take_along_axis(block, keep, 1), np.take_along_axis(rows, keep, 1)
-            best_d, best_r = block, np.asarray(rows)
-        d2 = best_d + np.einsum("qd,qd->q", queries, queries)[:, None]
-        return sort_rows(np.maximum(d2, 0), best_r)
+                block, rows = torch.cat([best_d, block], 1), torch.cat([best_r, rows], 1)
+            last = lo + step >= m
+            if block.shape[1] > kc or last:
+                block, keep = torch.topk(block, min(kc, block.shape[1]), dim=1, largest=False, sorted=last)
+                rows = torch.gather(rows, 1, keep)
+            best_d, best_r = block, rows
+        d2 = np.maximum(best_d.numpy() + np.einsum("qd,qd->q", queries, queries)[:, None], 0)
+        rows = best_r.numpy()
+        tied = np.flatnonzero((d2[:, 1:] == d2[:, :-1]).any(axis=1))  # adding ‖q‖² keeps the order
+        if len(tied):
+            d2[tied], rows[tied] = sort_rows(d2[tied], rows[tied])
+        return d2, rows
 
     @property
     def max_sq_norm(self) -> float:
@@ -215,9 +226,13 @@ def merge_candidates(parts: list[tuple[np.ndarray, np.ndarray]], kc: int) -> tup
 def finalize(query_rows: np.ndarray, d2: np.ndarray, rows: np.ndarray, k: int, metric: str) -> Neighbours:
     """Self excluded by index (never "drop the first column"), k kept, distances converted."""
     is_self = rows == query_rows[:, None]
-    order = np.argsort(is_self, axis=1, kind="stable")[:, :k]
-    rows = np.take_along_axis(rows, order, axis=1)
-    d2 = np.take_along_axis(d2, order, axis=1)
+    if is_self[:, : k + 1].sum() == len(rows):  # self within the first k+1 of every row: drop it
+        keep = ~is_self[:, : k + 1]
+        rows, d2 = rows[:, : k + 1][keep].reshape(-1, k), d2[:, : k + 1][keep].reshape(-1, k)
+    else:  # self further back or absent (many duplicates): keep order, move self last, cut at k
+        order = np.argsort(is_self, axis=1, kind="stable")[:, :k]
+        rows = np.take_along_axis(rows, order, axis=1)
+        d2 = np.take_along_axis(d2, order, axis=1)
     assert rows.shape[1] == k, (rows.shape, k)
     dist = np.sqrt(np.maximum(d2, 0)) if metric == "l2" else np.maximum(d2, 0) / 2.0  # cosine: 1 - cos
     return Neighbours(rows=rows.astype(np.int64), distance=dist.astype(np.float32))

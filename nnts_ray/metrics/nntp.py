@@ -12,23 +12,25 @@ import numpy as np
 import polars as pl
 
 
-def connected_pairs(neighbours: pl.LazyFrame, sample_ids: np.ndarray, k: int, lo: int,
+def connected_pairs(chain: list[tuple[int, pl.LazyFrame]], sample_ids: np.ndarray, k: int, lo: int,
                     hi: int) -> tuple[np.ndarray, int]:
-    """Undirected connected pairs {i, j} with lo ≤ min(i, j) ≤ hi at every position, from rows
-    `(position, sample_id, rank, neighbour_id)`, as sorted unique int64 codes
-    (row(i)·n + row(j))·P + position with row() the index in `sample_ids`, i < j, P = max position + 1:
-    one sort orders them by pair, then position, and drops the i→j / j→i duplicate. Returns
-    (codes, P); no rows gives (empty, 0)."""
-    rows = (
-        neighbours.filter(
+    """Undirected connected pairs {i, j} with lo ≤ min(i, j) ≤ hi at every position of `chain`
+    ((position, neighbour rows) per probe point, each scanned on its own), as sorted unique int64
+    codes (row(i)·n + row(j))·P + position with row() the index in `sample_ids`, i < j, P = max
+    position + 1: one sort orders them by pair, then position, and drops the i→j / j→i duplicate.
+    Returns (codes, P); no rows gives (empty, 0)."""
+    queries = [
+        frame.filter(
             (pl.col("rank") < k)
             & (pl.col("sample_id").is_between(lo, hi) | pl.col("neighbour_id").is_between(lo, hi))
         )
-        .select("position", i=pl.min_horizontal("sample_id", "neighbour_id"),
-                j=pl.max_horizontal("sample_id", "neighbour_id"))
+        .select(i=pl.min_horizontal("sample_id", "neighbour_id"), j=pl.max_horizontal("sample_id", "neighbour_id"))
         .filter(pl.col("i").is_between(lo, hi))
-        .collect()
-    )
+        for _, frame in chain
+    ]
+    got = pl.collect_all(queries)
+    rows = pl.concat(got).with_columns(
+        position=pl.Series(np.repeat([p for p, _ in chain], [g.height for g in got]), dtype=pl.Int64))
     n = len(sample_ids)
     pos, i, j = (rows[c].to_numpy() for c in ("position", "i", "j"))
     if not (n and sample_ids[0] == 0 and sample_ids[-1] == n - 1):  # ids are not rows: look them up
@@ -56,19 +58,20 @@ def run_counts(codes: np.ndarray, positions: int, alpha: int) -> pl.DataFrame:
 
 
 def nntp(
-    neighbours: pl.LazyFrame,
+    chain: list[tuple[int, pl.LazyFrame]],
     sample_ids: np.ndarray,
     k: int,
     alphas: list[int],
     pair_block: int = 20000,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(runs, edges) for one model: runs = (first, last, alpha, n_pairs) over positions;
-    edges = (position, n_edges) = |E_v|, the undirected connected pairs at each probe point."""
+    """(runs, edges) for one model's chain of (position, neighbour rows): runs = (first, last,
+    alpha, n_pairs) over positions; edges = (position, n_edges) = |E_v|, the undirected connected
+    pairs at each probe point."""
     runs, edges = [], []
     sample_ids = np.asarray(sample_ids, dtype=np.int64)
     for s in range(0, len(sample_ids), pair_block):
         lo, hi = int(sample_ids[s]), int(sample_ids[min(s + pair_block, len(sample_ids)) - 1])
-        codes, positions = connected_pairs(neighbours, sample_ids, k, lo, hi)
+        codes, positions = connected_pairs(chain, sample_ids, k, lo, hi)
         if not len(codes):
             continue
         per_position = np.bincount(codes % positions, minlength=positions)

@@ -1,7 +1,8 @@
 """NNTS — per-sample Jaccard of k-NN sets between probe points (SPEC §1), with Polars.
 
-Input is a LazyFrame of neighbour rows `(probe: int, sample_id, rank, neighbour_id)`, where `probe`
-indexes a list of `Probe`s (any mix of models: cross-model pairs come out of the same computation).
+Input is one LazyFrame of neighbour rows `(sample_id, rank, neighbour_id)` per probe point, in the
+order of a list of `Probe`s (any mix of models: cross-model pairs come out of the same computation).
+Each probe point is scanned on its own: a filter on a concatenation of scans reads every scan.
 For one k and one block of samples, every (sample, neighbour) row gets a bit mask of the probes in
 whose top-k it appears; the intersection of probes a and b for a sample is then the number of its
 rows with both bits set. Three interchangeable ways compute it (identical counts, tested):
@@ -64,10 +65,11 @@ def use_bitsets(k: int, n: int) -> bool:
 
 
 def intersections(
-    neighbours: pl.LazyFrame, n_probes: int, sample_ids: np.ndarray, k: int, sample_block: int,
+    frames: list[pl.LazyFrame], sample_ids: np.ndarray, k: int, sample_block: int,
     bitset_bytes: int = 1 << 28, method: str = "auto",
 ) -> pl.DataFrame:
-    """Per-sample |K_a ∩ K_b| for every pair a < b: columns sample_id, probe_a, probe_b, intersection.
+    """Per-sample |K_a ∩ K_b| for every pair a < b of the probe points whose neighbour rows are
+    `frames`: columns sample_id, probe_a, probe_b, intersection, ordered by (probe_a, probe_b, sample_id).
 
     Samples are processed in blocks of `sample_block` ids (fewer when bit sets of the block would
     exceed `bitset_bytes`); every sample of `sample_ids` appears in every pair (zero overlaps
@@ -75,16 +77,17 @@ def intersections(
     "masks", "bitset" or "group_by" (identical counts; auto picks bit sets for dense k, masks for
     sparse k with at most 64 probes, the group-by beyond).
     """
+    n_probes, sample_ids = len(frames), np.asarray(sample_ids, dtype=np.int64)
     if method == "auto":
         method = "bitset" if use_bitsets(k, len(sample_ids)) else "masks" if n_probes <= 64 else "group_by"
     if method == "bitset":
-        step = max(1, min(sample_block, bitset_bytes // max(1, n_probes * len(sample_ids))))
-        return _bitset_intersections(neighbours, n_probes, np.asarray(sample_ids, dtype=np.int64), k, step)
+        step = max(1, min(sample_block, 8 * bitset_bytes // max(1, n_probes * len(sample_ids))))
+        return _bitset_intersections(frames, sample_ids, k, step)
     if method == "masks":
-        return _mask_intersections(neighbours, n_probes, np.asarray(sample_ids, dtype=np.int64), k,
-                                   sample_block, table_bytes=min(bitset_bytes, 1 << 24))
+        return _mask_intersections(frames, sample_ids, k, sample_block, table_bytes=min(bitset_bytes, 1 << 24))
+    neighbours = pl.concat([f.select("sample_id", "rank", "neighbour_id").with_columns(probe=pl.lit(i, pl.Int32))
+                            for i, f in enumerate(frames)])
     out = []
-    sample_ids = np.asarray(sample_ids, dtype=np.int64)
     for s in range(0, len(sample_ids), sample_block):
         lo, hi = int(sample_ids[s]), int(sample_ids[min(s + sample_block, len(sample_ids)) - 1])
         block = neighbours.filter(pl.col("sample_id").is_between(lo, hi) & (pl.col("rank") < k))
@@ -110,58 +113,78 @@ def intersections(
                     pl.col("pair").str.split_exact("_", 1).struct.rename_fields(["probe_a", "probe_b"])
                 ).unnest("pair").with_columns(pl.col("probe_a", "probe_b").cast(pl.Int32), pl.col("intersection").cast(pl.Int64))
             )
-    return pl.concat(out) if out else pl.DataFrame(
-        schema={"sample_id": pl.Int64, "probe_a": pl.Int32, "probe_b": pl.Int32, "intersection": pl.Int64}
-    )
+    return pl.concat(out).sort("probe_a", "probe_b", "sample_id") if out else _pair_frame(sample_ids, n_probes, None)
 
 
-def _bitset_intersections(neighbours: pl.LazyFrame, n_probes: int, sample_ids: np.ndarray, k: int,
-                          step: int) -> pl.DataFrame:
-    """The same counts through bit sets: per block, a (probes, block, n) boolean membership array
-    packed to bits; |K_a ∩ K_b| = popcount(bits_a & bits_b). Ids are mapped to rows once."""
-    n = len(sample_ids)
-    pairs = list(combinations(range(n_probes), 2))
-    out = []
-    dense = n > 0 and sample_ids[0] == 0 and sample_ids[-1] == n - 1  # ids are rows: no lookup needed
-    for s in range(0, n, step):
-        ids = sample_ids[s : s + step]
-        probe, row, col = _block_rows(neighbours, sample_ids, ids, k, dense)
-        member = np.zeros((n_probes, len(ids), n), dtype=bool)  # (L, b, n)
-        member[probe, row, col] = True
-        bits = np.packbits(member, axis=2)  # (L, b, n/8) uint8
-        del member
-        counts = np.stack([np.bitwise_count(bits[a] & bits[b]).sum(axis=1, dtype=np.int64) for a, b in pairs])
-        out.append(pl.DataFrame({
-            "sample_id": np.tile(ids, len(pairs)),
-            "probe_a": np.repeat(np.array([a for a, _ in pairs], dtype=np.int32), len(ids)),
-            "probe_b": np.repeat(np.array([b for _, b in pairs], dtype=np.int32), len(ids)),
-            "intersection": counts.ravel(),
-        }))
-    return pl.concat(out).sort("probe_a", "probe_b", "sample_id") if out else pl.DataFrame(
-        schema={"sample_id": pl.Int64, "probe_a": pl.Int32, "probe_b": pl.Int32, "intersection": pl.Int64})
+def _pair_frame(sample_ids: np.ndarray, n_probes: int, counts: np.ndarray | None) -> pl.DataFrame:
+    """The intersections layout from counts (pairs, n) in combinations order (None: no rows)."""
+    pairs = np.array(list(combinations(range(n_probes), 2)), dtype=np.int32).reshape(-1, 2)
+    n = 0 if counts is None else len(sample_ids)
+    return pl.DataFrame({
+        "sample_id": np.tile(sample_ids[:n], len(pairs)),
+        "probe_a": np.repeat(pairs[:, 0], n),
+        "probe_b": np.repeat(pairs[:, 1], n),
+        "intersection": np.zeros(0, np.int64) if counts is None else counts.ravel().astype(np.int64),
+    }, schema={"sample_id": pl.Int64, "probe_a": pl.Int32, "probe_b": pl.Int32, "intersection": pl.Int64})
 
 
-def _block_rows(neighbours: pl.LazyFrame, sample_ids: np.ndarray, ids: np.ndarray, k: int,
-                dense: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(probe, row of the sample within `ids`, column of the neighbour in `sample_ids`) of the top-k
-    rows of the samples `ids`, ordered by probe then sample. With ids 0..n-1 Polars computes rows
-    and columns (as int32: half the bytes to copy out); otherwise they are looked up."""
+def _probe_rows(frame: pl.LazyFrame, sample_ids: np.ndarray, ids: np.ndarray, k: int, dense: bool
+                ) -> pl.LazyFrame:
+    """Query for (row of the sample within `ids`, column of the neighbour in `sample_ids`) of the
+    top-k rows of the samples `ids` of one probe point; with ids 0..n-1 Polars computes both (as
+    int32: half the bytes to copy out), otherwise they are looked up after collecting."""
     sid, nid = pl.col("sample_id"), pl.col("neighbour_id")
     if dense:
         sid, nid = (sid - int(ids[0])).cast(pl.Int32), nid.cast(pl.Int32)
-    rows = (
-        neighbours.filter(pl.col("sample_id").is_between(int(ids[0]), int(ids[-1])) & (pl.col("rank") < k))
-        .select(pl.col("probe").cast(pl.Int32), sid, nid)
-        .collect()
-    )
-    probe, row, col = (rows.to_series(i).to_numpy() for i in range(3))
+    return frame.filter(pl.col("sample_id").is_between(int(ids[0]), int(ids[-1])) & (pl.col("rank") < k)
+                        ).select(row=sid, col=nid)
+
+
+def _to_rows(df: pl.DataFrame, sample_ids: np.ndarray, ids: np.ndarray, dense: bool,
+             ordered: bool) -> tuple[np.ndarray, np.ndarray]:
+    row, col = df["row"].to_numpy(), df["col"].to_numpy()
     if not dense:
         row, col = np.searchsorted(ids, row), np.searchsorted(sample_ids, col)
-    key = probe.astype(np.int64) * len(ids) + row
-    if len(key) and np.any(key[1:] < key[:-1]):  # tables are written in order; sort only if not
-        order = np.argsort(key, kind="stable")
-        probe, row, col = probe[order], row[order], col[order]
-    return probe, row, col
+    if ordered and len(row) and np.any(row[1:] < row[:-1]):  # tables are written in order; sort only if not
+        order = np.argsort(row, kind="stable")
+        row, col = row[order], col[order]
+    return row, col
+
+
+def _member_cells(frame: pl.LazyFrame, sample_ids: np.ndarray, ids: np.ndarray, k: int, dense: bool,
+                  width: int) -> list[np.ndarray]:
+    """Flat cells row·width + column of the top-k rows of the samples `ids` of one probe point (row:
+    the sample within `ids`, column: the neighbour within `sample_ids`), as zero-copy views of the
+    collected chunks (copying 36M rows into one array cost more than using them)."""
+    query = frame.filter(pl.col("sample_id").is_between(int(ids[0]), int(ids[-1])) & (pl.col("rank") < k))
+    if dense:
+        cells = query.select(cell=(pl.col("sample_id") - int(ids[0])) * width + pl.col("neighbour_id")).collect()
+        return [c.to_numpy(zero_copy_only=True) for c in cells.to_arrow().column(0).chunks]
+    got = query.select("sample_id", "neighbour_id").collect()
+    row = np.searchsorted(ids, got["sample_id"].to_numpy())
+    return [row * width + np.searchsorted(sample_ids, got["neighbour_id"].to_numpy())]
+
+
+def _bitset_intersections(frames: list[pl.LazyFrame], sample_ids: np.ndarray, k: int, step: int) -> pl.DataFrame:
+    """The same counts through bit sets: per block and probe, a (block, n) boolean membership
+    array packed to bits; |K_a ∩ K_b| = popcount(bits_a & bits_b), 64 bits at a time."""
+    n, n_probes = len(sample_ids), len(frames)
+    pairs = list(combinations(range(n_probes), 2))
+    counts = np.zeros((len(pairs), n), np.int64)
+    dense = n > 0 and sample_ids[0] == 0 and sample_ids[-1] == n - 1  # ids are rows: no lookup needed
+    width = -(-n // 64) * 64
+    member = np.zeros((min(step, n), width), dtype=bool)
+    for s in range(0, n, step):
+        ids = sample_ids[s : s + step]
+        bits = np.empty((n_probes, len(ids), width // 64), np.uint64)
+        for p, frame in enumerate(frames):
+            for cells in _member_cells(frame, sample_ids, ids, k, dense, width):
+                member.reshape(-1).put(cells, True)
+            bits[p] = np.packbits(member[: len(ids)], axis=1).view(np.uint64)
+            member.fill(False)  # a memset of the block: cheaper than un-setting 36M scattered cells
+        for i, (a, b) in enumerate(pairs):
+            counts[i, s : s + len(ids)] = np.bitwise_count(bits[a] & bits[b]).sum(axis=1, dtype=np.int64)
+    return _pair_frame(sample_ids, n_probes, counts)
 
 
 def _spread_lut(width: int) -> np.ndarray:
@@ -172,13 +195,13 @@ def _spread_lut(width: int) -> np.ndarray:
     return sum(((v >> np.uint64(i)) & np.uint64(1)) << np.uint64(width * i) for i in range(f)).astype(np.uint64)
 
 
-def _mask_intersections(neighbours: pl.LazyFrame, n_probes: int, sample_ids: np.ndarray, k: int,
-                        sample_block: int, table_bytes: int) -> pl.DataFrame:
+def _mask_intersections(frames: list[pl.LazyFrame], sample_ids: np.ndarray, k: int, sample_block: int,
+                        table_bytes: int) -> pl.DataFrame:
     """The counts through a dense mask table (module docstring): for a sub-block of samples,
     table[row, neighbour] collects the bit of every probe listing that neighbour; reading it back at
     probe a's rows and summing the spread bits per sample gives |K_a ∩ K_b| for every b at once.
     Only touched cells are reset, so the cost is O(n·k·L), never O(n²)."""
-    n = len(sample_ids)
+    n, n_probes = len(sample_ids), len(frames)
     mask_t = next(np.dtype(t) for t in (np.uint8, np.uint16, np.uint32, np.uint64) if np.dtype(t).itemsize * 8 >= n_probes)
     width = 8 if k < 1 << 8 else 16 if k < 1 << 16 else 32  # a field must hold a count up to k
     fields = 64 // width
@@ -192,7 +215,10 @@ def _mask_intersections(neighbours: pl.LazyFrame, n_probes: int, sample_ids: np.
     result = np.zeros((len(pairs), n), np.int64)  # written in the output's row order: no sort after
     for s in range(0, n, sample_block):
         ids = sample_ids[s : s + sample_block]
-        probe, row, col = _block_rows(neighbours, sample_ids, ids, k, dense)
+        got = pl.collect_all([_probe_rows(f, sample_ids, ids, k, dense) for f in frames])
+        per_probe = [_to_rows(df, sample_ids, ids, dense, True) for df in got]
+        probe = np.repeat(np.arange(n_probes), [len(r) for r, _ in per_probe])
+        row, col = (np.concatenate([rc[i] for rc in per_probe]) for i in (0, 1))
         seg = np.searchsorted(probe, np.arange(n_probes + 1))
         cell = row.astype(np.int64) * n + col  # the sample's table row, minus the sub-block offset below
         firsts = np.flatnonzero(np.diff(probe, prepend=-1) | np.diff(row, prepend=-1))  # (probe, sample) starts
@@ -218,12 +244,7 @@ def _mask_intersections(neighbours: pl.LazyFrame, n_probes: int, sample_ids: np.
             for *_, flat in cells:
                 table.put(flat, 0)
         result[:, s : s + len(ids)] = counts[:, pa, pb].T
-    return pl.DataFrame({
-        "sample_id": np.tile(sample_ids, len(pairs)),
-        "probe_a": np.repeat(pa.astype(np.int32), n),
-        "probe_b": np.repeat(pb.astype(np.int32), n),
-        "intersection": result.ravel(),
-    })
+    return _pair_frame(sample_ids, n_probes, result)
 
 
 def _with_probe_names(df: pl.DataFrame, probes: list[Probe]) -> pl.DataFrame:
@@ -245,7 +266,7 @@ def _with_probe_names(df: pl.DataFrame, probes: list[Probe]) -> pl.DataFrame:
 
 
 def nnts(
-    neighbours: pl.LazyFrame,
+    frames: list[pl.LazyFrame],
     probes: list[Probe],
     sample_ids: np.ndarray,
     ks: list[int],
@@ -259,7 +280,7 @@ def nnts(
     n = len(sample_ids)
     per_sample, summary = [], []
     for k in ks:
-        inter = intersections(neighbours, len(probes), sample_ids, k, sample_block)
+        inter = intersections(frames, sample_ids, k, sample_block)
         inter = inter.with_columns(
             k=pl.lit(k, pl.Int64),
             jaccard=pl.col("intersection") / (2 * k - pl.col("intersection")),

@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 
 from nnts_ray.analysis.stage import AnalysisInputs, AnalysisSettings, run_analysis
-from nnts_ray.api import metric_tables, probe_frame
+from nnts_ray.api import metric_tables
 from nnts_ray.config import RunConfig
 from nnts_ray.io import mark_done, write_parquet
 from nnts_ray.metrics.nnts import Probe
@@ -14,13 +14,10 @@ from nnts_ray.naming import RunPaths
 from nnts_ray.schemas import LAYERS, NNTP, NNTS, PER_SAMPLE
 
 
-def scan_neighbours(paths: RunPaths, probes: list[Probe]) -> pl.LazyFrame:
-    """The neighbour rows of every probe point, with `probe` and `position` columns."""
-    tables = {
-        (p.model, p.layer): pl.scan_parquet(paths.neighbours_dir(p.model, p.layer) / "*.parquet")
-        for p in probes
-    }
-    return probe_frame(tables, probes)
+def scan_neighbours(paths: RunPaths, probes: list[Probe]) -> dict[tuple[str, str], pl.LazyFrame]:
+    """A scan of the neighbour table of every probe point, keyed by (model, layer)."""
+    return {(p.model, p.layer): pl.scan_parquet(paths.neighbours_dir(p.model, p.layer) / "*.parquet")
+            for p in probes}
 
 
 def run_metrics(paths: RunPaths, rc: RunConfig, sample_ids: np.ndarray, labels: np.ndarray | None,
@@ -28,9 +25,8 @@ def run_metrics(paths: RunPaths, rc: RunConfig, sample_ids: np.ndarray, labels: 
     marker = paths.marker("metrics")
     if marker.is_file():
         return
-    frame = scan_neighbours(paths, probes)
     nnts_t, per_sample, nntp_t, edges = metric_tables(
-        frame, probes, sample_ids, rc.k, rc.metrics.nntp_k, rc.metrics.alpha, rc.metrics.sample_block
+        scan_neighbours(paths, probes), probes, sample_ids, rc.k, rc.metrics.nntp_k, rc.metrics.alpha, rc.metrics.sample_block
     )
     write_parquet(nnts_t.to_arrow(), paths.metric("nnts"), NNTS)
     write_parquet(nntp_t.to_arrow(), paths.metric("nntp"), NNTP)

@@ -18,7 +18,7 @@ from nnts_ray.knn.exact import ShardIndex, candidates_needed, finalize, merge_ca
 from nnts_ray.knn.recall import exact_rows, recall_at_k, sample_queries
 from nnts_ray.naming import RunPaths
 from nnts_ray.progress import log
-from nnts_ray.schemas import NEIGHBOURS, NEIGHBOURS_ENCODING
+from nnts_ray.schemas import NEIGHBOUR_RANK_BANDS, NEIGHBOURS, NEIGHBOURS_ENCODING
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class ShardSearcher:
         qrows = np.arange(lo, hi, dtype=np.int64)
         d2, rows = index.search(queries, k + 1, kc, refine_ranks)
         nb = finalize(qrows, d2, rows, k, spec.metric)
-        write_parquet(neighbour_part(nb.rows, nb.distance, qrows, sample_ids), out, **NEIGHBOURS_ENCODING)
+        write_part(nb.rows, nb.distance, qrows, sample_ids, out)
         return hi - lo
 
     def where(self) -> dict:
@@ -87,18 +87,29 @@ class SearchPlan:
     shards: int | None = None  # database shards (actors per query); None/1: every actor holds it all
 
 
-def neighbour_part(rows: np.ndarray, dist: np.ndarray, query_rows: np.ndarray, sample_ids: np.ndarray) -> pa.Table:
-    """One part file's rows, sorted by (sample_id, rank): ids, never row positions."""
+def neighbour_part(rows: np.ndarray, dist: np.ndarray, query_rows: np.ndarray, sample_ids: np.ndarray
+                   ) -> tuple[pa.Table, list[int]]:
+    """One part file's rows (ids, never row positions) and its row-group lengths: ordered by rank
+    band (NEIGHBOUR_RANK_BANDS), then (sample_id, rank)."""
     q, k = rows.shape
-    return pa.table(
+    edges = [0, *(b for b in NEIGHBOUR_RANK_BANDS if b < k), k]
+    bands = list(zip(edges[:-1], edges[1:]))
+    ids = sample_ids[query_rows]
+    table = pa.table(
         {
-            "sample_id": pa.array(np.repeat(sample_ids[query_rows], k), pa.int64()),
-            "rank": pa.array(np.tile(np.arange(k, dtype=np.int32), q), pa.int32()),
-            "neighbour_id": pa.array(sample_ids[rows.ravel()], pa.int64()),
-            "distance": pa.array(dist.ravel(), pa.float32()),
+            "sample_id": pa.array(np.concatenate([np.repeat(ids, hi - lo) for lo, hi in bands]), pa.int64()),
+            "rank": pa.array(np.concatenate([np.tile(np.arange(lo, hi, dtype=np.int32), q) for lo, hi in bands]), pa.int32()),
+            "neighbour_id": pa.array(np.concatenate([sample_ids[rows[:, lo:hi].ravel()] for lo, hi in bands]), pa.int64()),
+            "distance": pa.array(np.concatenate([dist[:, lo:hi].ravel() for lo, hi in bands]), pa.float32()),
         },
         schema=NEIGHBOURS,
     )
+    return table, [q * (hi - lo) for lo, hi in bands]
+
+
+def write_part(rows: np.ndarray, dist: np.ndarray, query_rows: np.ndarray, sample_ids: np.ndarray, out) -> None:
+    table, groups = neighbour_part(rows, dist, query_rows, sample_ids)
+    write_parquet(table, out, groups=groups, **NEIGHBOURS_ENCODING)
 
 
 def start_searchers(n_actors: int, gpus: int) -> list:
@@ -190,8 +201,7 @@ def _search_with_database_shards(paths, model, layer, x, features, sample_ids, p
         d2, rows = merge_candidates(results, kc)
         qrows = np.arange(lo, hi, dtype=np.int64)
         nb = finalize(qrows, d2, rows, plan.k, plan.metric)
-        write_parquet(neighbour_part(nb.rows, nb.distance, qrows, sample_ids), paths.neighbours_part(model, layer, part),
-                      **NEIGHBOURS_ENCODING)
+        write_part(nb.rows, nb.distance, qrows, sample_ids, paths.neighbours_part(model, layer, part))
         _part_done(paths, model, layer, part, lo, hi, n_parts)
 
 

@@ -106,7 +106,7 @@ def test_independent_features_sit_at_chance_level():
 
 def test_sample_blocks_and_mask_groups_do_not_change_results():
     """Blocks of samples, and more probes than one 62-bit mask holds, give identical tables."""
-    from nnts_ray.api import metric_tables, neighbour_table, probe_frame
+    from nnts_ray.api import metric_tables, neighbour_table
     from nnts_ray.knn.exact import knn_rows
     from nnts_ray.metrics.nnts import Probe
 
@@ -120,9 +120,8 @@ def test_sample_blocks_and_mask_groups_do_not_change_results():
         nb = knn_rows(x, k)
         probes.append(Probe("m" if v < 40 else "w", f"l{v}", v if v < 40 else v - 40))
         tables[(probes[-1].model, probes[-1].layer)] = neighbour_table(nb.rows, nb.distance, ids)
-    frame = probe_frame(tables, probes)
-    one = metric_tables(frame, probes, ids, [k], [k], [0], sample_block=10_000)
-    many = metric_tables(frame, probes, ids, [k], [k], [0], sample_block=7)
+    one = metric_tables(tables, probes, ids, [k], [k], [0], sample_block=10_000)
+    many = metric_tables(tables, probes, ids, [k], [k], [0], sample_block=7)
     for a, b in zip(one, many):
         assert a.sort(a.columns).equals(b.sort(b.columns))
     # spot-check a cross-group, cross-model pair against sets
@@ -148,7 +147,7 @@ def test_api_rejects_bad_input():
 def test_bitset_mask_and_group_by_paths_agree(contiguous):
     """Dense k goes through bit sets, sparse k through the mask table (or the Polars group-by beyond
     64 probes): same counts (ids 0..n-1 take the no-lookup shortcut)."""
-    from nnts_ray.api import neighbour_table, probe_frame
+    from nnts_ray.api import neighbour_table
     from nnts_ray.knn.exact import knn_rows
     from nnts_ray.metrics.nnts import Probe, intersections, use_bitsets
 
@@ -161,11 +160,11 @@ def test_bitset_mask_and_group_by_paths_agree(contiguous):
         nb = knn_rows((base + 0.5 * v * rng.standard_normal((n, 4))).astype(np.float32), k)
         probes.append(Probe("m", f"l{v}", v))
         tables[("m", f"l{v}")] = neighbour_table(nb.rows, nb.distance, ids)
-    frame = probe_frame(tables, probes)
+    frames = [tables[("m", p.layer)].lazy() for p in probes]
     assert use_bitsets(k, n) and not use_bitsets(4, n)
-    dense = intersections(frame, 4, ids, k, sample_block=1000, bitset_bytes=50 * 4 * n, method="bitset")
-    sparse = intersections(frame, 4, ids, k, sample_block=1000, method="group_by")
-    masks = intersections(frame, 4, ids, k, sample_block=128, bitset_bytes=16 * n, method="masks")
+    dense = intersections(frames, ids, k, sample_block=1000, bitset_bytes=50 * 4 * n // 8, method="bitset")
+    sparse = intersections(frames, ids, k, sample_block=1000, method="group_by")
+    masks = intersections(frames, ids, k, sample_block=128, bitset_bytes=16 * n, method="masks")
     key = ["probe_a", "probe_b", "sample_id"]
     assert dense.sort(key).equals(sparse.sort(key).select(dense.columns))
     assert masks.sort(key).equals(dense.sort(key))  # sub-blocks of 16 samples, blocks of 128
@@ -188,7 +187,8 @@ def test_mask_table_counts_match_python_sets(k):
         "rank": np.tile(np.arange(k), n * n_probes),
         "neighbour_id": ids[np.concatenate([np.concatenate(s) for s in sets])],
     }).sample(fraction=1.0, shuffle=True, seed=1)
-    got = intersections(rows.lazy(), n_probes, ids, k, sample_block=150, bitset_bytes=4 * 23 * n, method="masks")
+    frames = [rows.filter(probe=p).drop("probe").lazy() for p in range(n_probes)]  # rows in shuffled order
+    got = intersections(frames, ids, k, sample_block=150, bitset_bytes=4 * 23 * n, method="masks")
     for a, b in [(0, 1), (2, 17), (7, 8), (9, 18), (16, 18)]:
         want = [len(set(x) & set(y)) for x, y in zip(sets[a], sets[b])]
         assert got.filter(probe_a=a, probe_b=b).sort("sample_id")["intersection"].to_list() == want
