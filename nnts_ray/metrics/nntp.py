@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from nnts_ray.metrics.nnts import ids_are_rows
+
 
 def connected_pairs(chain: list[tuple[int, pl.LazyFrame]], sample_ids: np.ndarray, k: int, lo: int,
                     hi: int) -> tuple[np.ndarray, int]:
@@ -33,7 +35,7 @@ def connected_pairs(chain: list[tuple[int, pl.LazyFrame]], sample_ids: np.ndarra
         position=pl.Series(np.repeat([p for p, _ in chain], [g.height for g in got]), dtype=pl.Int64))
     n = len(sample_ids)
     pos, i, j = (rows[c].to_numpy() for c in ("position", "i", "j"))
-    if not (n and sample_ids[0] == 0 and sample_ids[-1] == n - 1):  # ids are not rows: look them up
+    if not ids_are_rows(sample_ids):
         i, j = np.searchsorted(sample_ids, i), np.searchsorted(sample_ids, j)
     if len(pos) == 0:
         return np.zeros(0, np.int64), 0

@@ -58,6 +58,12 @@ def _pair_batches(n_probes: int) -> list[tuple[list[int], list[tuple[int, int]]]
     return out
 
 
+def ids_are_rows(sample_ids: np.ndarray) -> bool:
+    """Sorted unique ids 0..n-1: an id is its own row, so no lookup is needed."""
+    n = len(sample_ids)
+    return n > 0 and sample_ids[0] == 0 and sample_ids[-1] == n - 1
+
+
 def use_bitsets(k: int, n: int) -> bool:
     """Dense neighbourhoods (k a sizeable fraction of n, e.g. the paper's k = n/5) are cheaper as
     bit sets of n bits per sample and probe than as rows to group."""
@@ -171,7 +177,7 @@ def _bitset_intersections(frames: list[pl.LazyFrame], sample_ids: np.ndarray, k:
     n, n_probes = len(sample_ids), len(frames)
     pairs = list(combinations(range(n_probes), 2))
     counts = np.zeros((len(pairs), n), np.int64)
-    dense = n > 0 and sample_ids[0] == 0 and sample_ids[-1] == n - 1  # ids are rows: no lookup needed
+    dense = ids_are_rows(sample_ids)
     width = -(-n // 64) * 64
     member = np.zeros((min(step, n), width), dtype=bool)
     for s in range(0, n, step):
@@ -211,7 +217,7 @@ def _mask_intersections(frames: list[pl.LazyFrame], sample_ids: np.ndarray, k: i
     table = np.zeros(sub * n, mask_t)
     pairs = list(combinations(range(n_probes), 2))
     pa, pb = np.array(pairs, dtype=np.intp).reshape(-1, 2).T
-    dense = n > 0 and sample_ids[0] == 0 and sample_ids[-1] == n - 1
+    dense = ids_are_rows(sample_ids)
     result = np.zeros((len(pairs), n), np.int64)  # written in the output's row order: no sort after
     for s in range(0, n, sample_block):
         ids = sample_ids[s : s + sample_block]
