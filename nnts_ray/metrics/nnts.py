@@ -75,13 +75,24 @@ def intersections(
     bitset_bytes: int = 1 << 28, method: str = "auto",
 ) -> pl.DataFrame:
     """Per-sample |K_a ∩ K_b| for every pair a < b of the probe points whose neighbour rows are
-    `frames`: columns sample_id, probe_a, probe_b, intersection, ordered by (probe_a, probe_b, sample_id).
+    `frames`: columns sample_id, probe_a, probe_b, intersection, ordered by (probe_a, probe_b, sample_id)."""
+    sample_ids = np.asarray(sample_ids, dtype=np.int64)
+    counts = intersection_counts(frames, sample_ids, k, sample_block, bitset_bytes, method)
+    return _pair_frame(sample_ids, len(frames), counts)
+
+
+def intersection_counts(
+    frames: list[pl.LazyFrame], sample_ids: np.ndarray, k: int, sample_block: int,
+    bitset_bytes: int = 1 << 28, method: str = "auto",
+) -> np.ndarray:
+    """(pairs, n) int64: row i holds |K_a ∩ K_b| of every sample (in `sample_ids` order) for the i-th
+    pair a < b in itertools.combinations order.
 
     Samples are processed in blocks of `sample_block` ids (fewer when bit sets of the block would
-    exceed `bitset_bytes`); every sample of `sample_ids` appears in every pair (zero overlaps
+    exceed `bitset_bytes`); every sample of `sample_ids` is counted in every pair (zero overlaps
     included: the denominator is the full sample set, never a join result). `method`: "auto",
     "masks", "bitset" or "group_by" (identical counts; auto picks bit sets for dense k, masks for
-    sparse k with at most 64 probes, the group-by beyond).
+    sparse k with at most 64 probes, the group-by beyond or when a table lacks rows).
     """
     n_probes, sample_ids = len(frames), np.asarray(sample_ids, dtype=np.int64)
     if method == "auto":
@@ -90,7 +101,17 @@ def intersections(
         step = max(1, min(sample_block, 8 * bitset_bytes // max(1, n_probes * len(sample_ids))))
         return _bitset_intersections(frames, sample_ids, k, step)
     if method == "masks":
-        return _mask_intersections(frames, sample_ids, k, sample_block, table_bytes=min(bitset_bytes, 1 << 24))
+        counts = _mask_intersections(frames, sample_ids, k, sample_block, table_bytes=min(bitset_bytes, 1 << 24))
+        if counts is not None:
+            return counts
+    return _group_by_intersections(frames, sample_ids, k, sample_block)
+
+
+def _group_by_intersections(frames: list[pl.LazyFrame], sample_ids: np.ndarray, k: int, sample_block: int
+                            ) -> np.ndarray:
+    """The counts from Polars group-bys of (sample, neighbour) bit masks: any number of probes, any
+    number of rows per sample (the general path, and the independent check of the other two)."""
+    n_probes = len(frames)
     neighbours = pl.concat([f.select("sample_id", "rank", "neighbour_id").with_columns(probe=pl.lit(i, pl.Int32))
                             for i, f in enumerate(frames)])
     out = []
@@ -119,18 +140,22 @@ def intersections(
                     pl.col("pair").str.split_exact("_", 1).struct.rename_fields(["probe_a", "probe_b"])
                 ).unnest("pair").with_columns(pl.col("probe_a", "probe_b").cast(pl.Int32), pl.col("intersection").cast(pl.Int64))
             )
-    return pl.concat(out).sort("probe_a", "probe_b", "sample_id") if out else _pair_frame(sample_ids, n_probes, None)
+    n_pairs = n_probes * (n_probes - 1) // 2
+    if not out:
+        return np.zeros((n_pairs, len(sample_ids)), np.int64)
+    ordered = pl.concat(out).sort("probe_a", "probe_b", "sample_id")  # every sample once per pair
+    return ordered["intersection"].to_numpy().reshape(n_pairs, len(sample_ids))
 
 
-def _pair_frame(sample_ids: np.ndarray, n_probes: int, counts: np.ndarray | None) -> pl.DataFrame:
-    """The intersections layout from counts (pairs, n) in combinations order (None: no rows)."""
+def _pair_frame(sample_ids: np.ndarray, n_probes: int, counts: np.ndarray) -> pl.DataFrame:
+    """The intersections layout from counts (pairs, n) in combinations order."""
     pairs = np.array(list(combinations(range(n_probes), 2)), dtype=np.int32).reshape(-1, 2)
-    n = 0 if counts is None else len(sample_ids)
+    n = len(sample_ids)
     return pl.DataFrame({
-        "sample_id": np.tile(sample_ids[:n], len(pairs)),
+        "sample_id": np.tile(sample_ids, len(pairs)),
         "probe_a": np.repeat(pairs[:, 0], n),
         "probe_b": np.repeat(pairs[:, 1], n),
-        "intersection": np.zeros(0, np.int64) if counts is None else counts.ravel().astype(np.int64),
+        "intersection": counts.ravel().astype(np.int64),
     }, schema={"sample_id": pl.Int64, "probe_a": pl.Int32, "probe_b": pl.Int32, "intersection": pl.Int64})
 
 
@@ -171,7 +196,7 @@ def _member_cells(frame: pl.LazyFrame, sample_ids: np.ndarray, ids: np.ndarray, 
     return [row * width + np.searchsorted(sample_ids, got["neighbour_id"].to_numpy())]
 
 
-def _bitset_intersections(frames: list[pl.LazyFrame], sample_ids: np.ndarray, k: int, step: int) -> pl.DataFrame:
+def _bitset_intersections(frames: list[pl.LazyFrame], sample_ids: np.ndarray, k: int, step: int) -> np.ndarray:
     """The same counts through bit sets: per block and probe, a (block, n) boolean membership
     array packed to bits; |K_a ∩ K_b| = popcount(bits_a & bits_b), 64 bits at a time."""
     n, n_probes = len(sample_ids), len(frames)
@@ -190,7 +215,7 @@ def _bitset_intersections(frames: list[pl.LazyFrame], sample_ids: np.ndarray, k:
             member.fill(False)  # a memset of the block: cheaper than un-setting 36M scattered cells
         for i, (a, b) in enumerate(pairs):
             counts[i, s : s + len(ids)] = np.bitwise_count(bits[a] & bits[b]).sum(axis=1, dtype=np.int64)
-    return _pair_frame(sample_ids, n_probes, counts)
+    return counts
 
 
 def _spread_lut(width: int) -> np.ndarray:
@@ -202,73 +227,58 @@ def _spread_lut(width: int) -> np.ndarray:
 
 
 def _mask_intersections(frames: list[pl.LazyFrame], sample_ids: np.ndarray, k: int, sample_block: int,
-                        table_bytes: int) -> pl.DataFrame:
-    """The counts through a dense mask table (module docstring): for a sub-block of samples,
-    table[row, neighbour] collects the bit of every probe listing that neighbour; reading it back at
-    probe a's rows and summing the spread bits per sample gives |K_a ∩ K_b| for every b at once.
-    Only touched cells are reset, so the cost is O(n·k·L), never O(n²)."""
+                        table_bytes: int) -> np.ndarray | None:
+    """The counts (pairs, n) through a dense mask table (module docstring): for a sub-block of
+    samples, table[row, neighbour] collects the bit of every probe listing that neighbour; reading it
+    back at probe a's cells and summing the spread bits per sample gives |K_a ∩ K_b| for every b at
+    once. Only touched cells are reset, so the cost is O(n·k·L), never O(n²). Every sample must have
+    exactly k rows at every probe (complete tables; the cells then form (rows, k) arrays and every
+    step is one array operation per sub-block); None when they do not."""
     n, n_probes = len(sample_ids), len(frames)
     mask_t = next(np.dtype(t) for t in (np.uint8, np.uint16, np.uint32, np.uint64) if np.dtype(t).itemsize * 8 >= n_probes)
     width = 8 if k < 1 << 8 else 16 if k < 1 << 16 else 32  # a field must hold a count up to k
     fields = 64 // width
     lut, low = _spread_lut(width), np.uint64((1 << fields) - 1)
-    field_shifts = np.arange(fields, dtype=np.uint64) * np.uint64(width)
+    field_shifts, field_mask = np.arange(fields, dtype=np.uint64) * np.uint64(width), np.uint64((1 << width) - 1)
     sub = max(1, table_bytes // (n * mask_t.itemsize))
     table = np.zeros(sub * n, mask_t)
-    pairs = list(combinations(range(n_probes), 2))
-    pa, pb = np.array(pairs, dtype=np.intp).reshape(-1, 2).T
+    bits = [mask_t.type(1 << p) for p in range(n_probes)]
+    pa, pb = np.array(list(combinations(range(n_probes), 2)), dtype=np.intp).reshape(-1, 2).T
     dense = ids_are_rows(sample_ids)
-    result = np.zeros((len(pairs), n), np.int64)  # written in the output's row order: no sort after
+    result = np.zeros((len(pa), n), np.int64)  # written in the output's row order: no sort after
     for s in range(0, n, sample_block):
         ids = sample_ids[s : s + sample_block]
         got = pl.collect_all([_probe_rows(f, sample_ids, ids, k, dense) for f in frames])
-        per_probe = [_to_rows(df, sample_ids, ids, dense, True) for df in got]
-        probe = np.repeat(np.arange(n_probes), [len(r) for r, _ in per_probe])
-        row, col = (np.concatenate([rc[i] for rc in per_probe]) for i in (0, 1))
-        seg = np.searchsorted(probe, np.arange(n_probes + 1))
-        cell = row.astype(np.int64) * n + col  # the sample's table row, minus the sub-block offset below
-        firsts = np.flatnonzero(np.diff(probe, prepend=-1) | np.diff(row, prepend=-1))  # (probe, sample) starts
-        counts = np.zeros((len(ids), n_probes, n_probes), np.int64)
-        for b0 in range(0, len(ids), sub):
-            cells = []
-            for p in range(n_probes):
-                bounds = np.array([b0, b0 + sub], row.dtype)  # same dtype: no cast of the whole slice
-                lo, hi = seg[p] + np.searchsorted(row[seg[p] : seg[p + 1]], bounds)
-                flat = cell[lo:hi] - b0 * n
-                table.put(flat, table.take(flat) | mask_t.type(1 << p))
-                cells.append((lo, hi, flat))
-            for p, (lo, hi, flat) in enumerate(cells):
-                if lo == hi:
-                    continue
-                m = table.take(flat).astype(np.uint64)
-                starts = firsts[np.searchsorted(firsts, lo) : np.searchsorted(firsts, hi)] - lo
-                r = row[lo:hi]
-                for c in range(p // fields * fields, n_probes, fields):  # only bits of probes b ≥ a
-                    acc = np.add.reduceat(lut.take((m >> np.uint64(c)) & low), starts)
-                    got = (acc[:, None] >> field_shifts) & np.uint64((1 << width) - 1)
-                    counts[r[starts], p, c : c + fields] = got[:, : n_probes - c]
-            for *_, flat in cells:
-                table.put(flat, 0)
-        result[:, s : s + len(ids)] = counts[:, pa, pb].T
-    return _pair_frame(sample_ids, n_probes, result)
+        cols = []
+        for df in got:
+            row, col = _to_rows(df, sample_ids, ids, dense, True)
+            if len(row) != len(ids) * k or not (np.array_equal(row[::k], np.arange(len(ids)))
+                                                and np.array_equal(row[k - 1 :: k], np.arange(len(ids)))):
+                return None  # sorted rows with the first and last of every k-run on its sample: k each
+            cols.append(col.reshape(len(ids), k))
+        for r0 in range(0, len(ids), sub):
+            r1 = min(len(ids), r0 + sub)
+            cells = np.empty((n_probes, r1 - r0, k), np.int64)
+            offsets = (np.arange(r1 - r0, dtype=np.int64) * n)[:, None]
+            for p in range(n_probes):  # one probe at a time: a cell listed by several probes gets every bit
+                np.add(cols[p][r0:r1], offsets, out=cells[p])
+                table.put(cells[p], table.take(cells[p]) | bits[p])
+            masks = table.take(cells).astype(np.uint64)  # (probe a, row, neighbour of a) -> probes listing it
+            counts = np.empty((n_probes, r1 - r0, -(-n_probes // fields) * fields), np.uint64)  # (a, row, b)
+            for c in range(0, n_probes, fields):
+                per_row = lut.take((masks >> np.uint64(c)) & low).sum(axis=2)  # (probe a, row), packed fields
+                np.bitwise_and(per_row[..., None] >> field_shifts, field_mask, out=counts[:, :, c : c + fields])
+            result[:, s + r0 : s + r1] = counts[pa, :, pb]
+            table.put(cells, 0)
+    return result
 
 
-def _with_probe_names(df: pl.DataFrame, probes: list[Probe]) -> pl.DataFrame:
-    names = pl.DataFrame(
-        {
-            "probe": pl.Series(range(len(probes)), dtype=pl.Int32),
-            "model": [p.model for p in probes],
-            "layer": [p.layer for p in probes],
-        }
-    )
-    for side in ("a", "b"):
-        df = df.join(
-            names.rename({"probe": f"probe_{side}", "model": f"model_{side}", "layer": f"layer_{side}"}),
-            on=f"probe_{side}",
-            how="left",
-            validate="m:1",
-        )
-    return df
+def _names(probes: list[Probe], index: np.ndarray, side: str) -> list[pl.Series]:
+    """model_<side> and layer_<side> string columns for an array of probe indices (a gather from the
+    L names: no join, the row order is kept)."""
+    idx = pl.Series(index, dtype=pl.UInt32)
+    return [pl.Series([getattr(p, field) for p in probes], dtype=pl.String).gather(idx).alias(f"{field}_{side}")
+            for field in ("model", "layer")]
 
 
 def nnts(
@@ -281,44 +291,37 @@ def nnts(
     """(nnts table, per-sample table) in the SPEC §4 layouts.
 
     The nnts table holds every ordered pair including the diagonal (a symmetric L×L matrix with
-    ones on the diagonal, by definition); the per-sample table holds pairs a < b in probe order.
+    ones on the diagonal, by definition), ordered by (k, probe_a, probe_b); the per-sample table holds
+    pairs a < b in probe order, ordered by (k, probe_a, probe_b, sample_id). Both are assembled from
+    the count arrays in that order, so nothing is joined or sorted.
     """
-    n = len(sample_ids)
-    per_sample, summary = [], []
+    sample_ids = np.asarray(sample_ids, dtype=np.int64)
+    n, n_probes = len(sample_ids), len(probes)
+    pa, pb = np.array(list(combinations(range(n_probes), 2)), dtype=np.int64).reshape(-1, 2).T
+    grid_a, grid_b = np.divmod(np.arange(n_probes * n_probes), n_probes)
+    summary, per_sample = [], []
     for k in ks:
-        inter = intersections(frames, sample_ids, k, sample_block)
-        inter = inter.with_columns(
-            k=pl.lit(k, pl.Int64),
-            jaccard=pl.col("intersection") / (2 * k - pl.col("intersection")),
-        )
-        per_sample.append(inter)
+        counts = intersection_counts(frames, sample_ids, k, sample_block)  # (pairs, n)
+        jaccard = counts / (2 * k - counts)
+        matrices = []
+        for per_pair in (jaccard.mean(axis=1), (counts / k).mean(axis=1)):  # per sample, then averaged
+            m = np.eye(n_probes)
+            m[pa, pb] = m[pb, pa] = per_pair
+            matrices.append(m.ravel())
         cj, co = chance_levels(k, n)
-        means = inter.group_by("probe_a", "probe_b").agg(
-            jaccard=pl.col("jaccard").mean(),
-            overlap=(pl.col("intersection") / k).mean(),  # per sample, never from the averaged value
-            n_samples=pl.len().cast(pl.Int64),
-        )
-        diag = pl.DataFrame(
-            {
-                "probe_a": pl.Series(range(len(probes)), dtype=pl.Int32),
-                "probe_b": pl.Series(range(len(probes)), dtype=pl.Int32),
-                "jaccard": [1.0] * len(probes),
-                "overlap": [1.0] * len(probes),
-                "n_samples": pl.Series([n] * len(probes), dtype=pl.Int64),
-            }
-        )
-        mirrored = means.rename({"probe_a": "probe_b", "probe_b": "probe_a"}).select(means.columns)
-        full = pl.concat([means, mirrored, diag.select(means.columns)])
-        summary.append(
-            full.with_columns(
-                k=pl.lit(k, pl.Int64), chance_jaccard=pl.lit(cj), chance_overlap=pl.lit(co)
-            )
-        )
-    table = _with_probe_names(pl.concat(summary), probes).sort("k", "probe_a", "probe_b")
-    table = table.select(
-        "model_a", "layer_a", "model_b", "layer_b", "k", "jaccard", "overlap",
-        "chance_jaccard", "chance_overlap", "n_samples",
-    )
-    ps = _with_probe_names(pl.concat(per_sample), probes).sort("k", "probe_a", "probe_b", "sample_id")
-    ps = ps.select("sample_id", "model_a", "layer_a", "model_b", "layer_b", "k", "intersection", "jaccard")
-    return table, ps
+        summary.append(pl.DataFrame([
+            *_names(probes, grid_a, "a"), *_names(probes, grid_b, "b"),
+            pl.Series("k", np.full(n_probes * n_probes, k), dtype=pl.Int64),
+            pl.Series("jaccard", matrices[0]), pl.Series("overlap", matrices[1]),
+            pl.Series("chance_jaccard", np.full(n_probes * n_probes, cj)),
+            pl.Series("chance_overlap", np.full(n_probes * n_probes, co)),
+            pl.Series("n_samples", np.full(n_probes * n_probes, n), dtype=pl.Int64),
+        ]))
+        rows = len(pa) * n
+        per_sample.append(pl.DataFrame([
+            pl.Series("sample_id", np.tile(sample_ids, len(pa))),
+            *_names(probes, np.repeat(pa, n), "a"), *_names(probes, np.repeat(pb, n), "b"),
+            pl.Series("k", np.full(rows, k), dtype=pl.Int64),
+            pl.Series("intersection", counts.ravel()), pl.Series("jaccard", jaccard.ravel()),
+        ]).select("sample_id", "model_a", "layer_a", "model_b", "layer_b", "k", "intersection", "jaccard"))
+    return pl.concat(summary), pl.concat(per_sample)

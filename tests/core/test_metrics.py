@@ -193,3 +193,25 @@ def test_mask_table_counts_match_python_sets(k):
         want = [len(set(x) & set(y)) for x, y in zip(sets[a], sets[b])]
         assert got.filter(probe_a=a, probe_b=b).sort("sample_id")["intersection"].to_list() == want
     assert got.height == n * n_probes * (n_probes - 1) // 2
+
+
+def test_tables_missing_rows_fall_back_to_the_general_path():
+    """The mask table needs exactly k rows per sample; a table lacking some (a sample with fewer
+    neighbours) must still be counted right, by the group-by, not misread as (n, k) arrays."""
+    from nnts_ray.metrics.nnts import intersections
+
+    rng = np.random.default_rng(8)
+    n, k = 120, 6
+    ids = np.arange(n, dtype=np.int64)
+    sets = [[list(rng.choice(np.delete(np.arange(n), i), k, replace=False)) for i in range(n)] for _ in range(3)]
+    sets[1][5] = sets[1][5][:2]  # sample 5 keeps 2 of its 6 neighbours at probe 1
+    sets[2][7] = []  # sample 7 has none at probe 2
+    frames = [pl.DataFrame({
+        "sample_id": np.repeat(ids, [len(s) for s in probe]).astype(np.int64),
+        "rank": np.concatenate([np.arange(len(s)) for s in probe]).astype(np.int32),
+        "neighbour_id": np.concatenate([np.asarray(s, np.int64) for s in probe]),
+    }).lazy() for probe in sets]
+    got = intersections(frames, ids, k, sample_block=50, method="masks")
+    for a, b in [(0, 1), (0, 2), (1, 2)]:
+        want = [len(set(x) & set(y)) for x, y in zip(sets[a], sets[b])]
+        assert got.filter(probe_a=a, probe_b=b)["intersection"].to_list() == want
