@@ -41,10 +41,6 @@ def timed(fn) -> float:
     return time.perf_counter() - t0
 
 
-def best_of(fn, repeat: int = 3) -> float:
-    return min(timed(fn) for _ in range(repeat))
-
-
 @dataclass
 class PeakRSS:
     """Peak resident memory of a process and all its descendants (Ray's raylet and workers included),

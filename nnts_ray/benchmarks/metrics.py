@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,17 +23,30 @@ import polars as pl
 from nnts_ray.benchmarks.common import PeakRSS, machine
 
 
-def neighbour_lists(n: int, k: int, probes: int, seed: int = 0) -> list[np.ndarray]:
-    """Exact k-NN of a chain of progressively perturbed low-dimensional point sets (real graph structure)."""
+def neighbour_lists(n: int, k: int, probes: int, seed: int = 0) -> Iterator[np.ndarray]:
+    """Exact k-NN (n, k) of a chain of progressively perturbed low-dimensional point sets (real graph
+    structure), one probe point at a time (at k = 6000 each is 2.9 GB as int64)."""
     from nnts_ray.knn.exact import knn_rows
 
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, 6)).astype(np.float32)
-    out = []
     for _ in range(probes):
         x = x + 0.25 * rng.standard_normal(x.shape).astype(np.float32)
-        out.append(knn_rows(x, k, refine_ranks=0).rows)
-    return out
+        yield knn_rows(x, k, refine_ranks=0).rows
+
+
+def write_table(rows: np.ndarray, ids: np.ndarray, out: Path, part_rows: int = 2000) -> None:
+    """A stored neighbour table as a run keeps it (SPEC §4 columns): part files of `part_rows` samples."""
+    n, k = rows.shape
+    out.mkdir()
+    for i, s in enumerate(range(0, n, part_rows)):
+        block = rows[s : s + part_rows]
+        pl.DataFrame({
+            "sample_id": np.repeat(ids[s : s + len(block)], k),
+            "rank": np.tile(np.arange(k, dtype=np.int32), len(block)),
+            "neighbour_id": ids[block.ravel()],
+            "distance": np.zeros(block.size, np.float32),
+        }).write_parquet(out / f"part-{i:05d}.parquet")
 
 
 def reference_intersections(a: np.ndarray, b: np.ndarray, chunk_elems: int = 1 << 26) -> np.ndarray:
@@ -57,22 +71,25 @@ def main() -> None:
     ap.add_argument("--k", type=int, nargs="+", default=[15, 100])
     ap.add_argument("--reference-pairs", type=int, default=0, help="time this many pairs and scale (0 = all)")
     a = ap.parse_args()
-    from nnts_ray.api import neighbour_table
     from nnts_ray.metrics.nnts import Probe, nnts
     from nnts_ray.metrics.nntp import nntp
 
     print(f"machine: {machine()}\n")
     print("| n | probes | k | nnts_ray NNTS (all pairs) s | numpy reference s | reference / nnts_ray | "
           "nnts_ray NNTP s | peak RSS GiB |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    pairs = [(i, j) for i in range(a.probes) for j in range(i + 1, a.probes)]
+    timed = pairs[: a.reference_pairs] if a.reference_pairs else pairs
+    kept = {p for pair in timed for p in pair}  # probes the reference needs in memory (sorted, int32)
     for k in a.k:
-        lists = neighbour_lists(a.n, k, a.probes)
         ids = np.arange(a.n, dtype=np.int64)
         probes = [Probe("m", f"l{v}", v) for v in range(a.probes)]
+        sorted_lists = {}
         with tempfile.TemporaryDirectory() as tmp:
-            for p, rows in zip(probes, lists):  # stored tables, as a run keeps them
-                d = Path(tmp) / p.layer
-                d.mkdir()
-                neighbour_table(rows, np.zeros(rows.shape, np.float32), ids).write_parquet(d / "part-0.parquet")
+            for p, rows in zip(probes, neighbour_lists(a.n, k, a.probes)):
+                write_table(rows, ids, Path(tmp) / p.layer)
+                if p.position in kept:
+                    sorted_lists[p.position] = np.sort(rows.astype(np.int32), axis=1)
+                del rows
             scans = {("m", p.layer): pl.scan_parquet(Path(tmp) / p.layer / "*.parquet") for p in probes}
             rss = PeakRSS()
             with rss.watch():
@@ -83,9 +100,6 @@ def main() -> None:
                 if k <= 100:
                     nntp([(p.position, scans[("m", p.layer)]) for p in probes], ids, k, [0])
                 t_nntp = time.perf_counter() - t0 if k <= 100 else float("nan")
-        pairs = [(i, j) for i in range(a.probes) for j in range(i + 1, a.probes)]
-        timed = pairs[: a.reference_pairs] if a.reference_pairs else pairs
-        sorted_lists = [np.sort(r, axis=1) for r in lists]
         t0 = time.perf_counter()
         ref = {(i, j): reference_intersections(sorted_lists[i], sorted_lists[j]) for i, j in timed}
         t_ref = (time.perf_counter() - t0) * len(pairs) / len(timed)

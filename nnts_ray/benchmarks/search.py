@@ -3,17 +3,19 @@ shard actors) against bare single-process FAISS IndexFlatL2 and scikit-learn's b
 same float32 features; effective GFLOP/s (2·n²·d) against the machine's measured GEMM rate.
 
     python -m nnts_ray.benchmarks.search --n 20000 --d 256 --k 15
+    python -m nnts_ray.benchmarks.search --n 60000 --k 15 --features <run>/activations/model=lenet5/layer=P1/features.npy
 """
 
 from __future__ import annotations
 
 import argparse
 import tempfile
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from nnts_ray.benchmarks.common import best_of, machine, matmul_gflops, timed
+from nnts_ray.benchmarks.common import machine, matmul_gflops, timed
 
 
 def features(n: int, d: int, seed: int = 0) -> np.ndarray:
@@ -24,34 +26,45 @@ def features(n: int, d: int, seed: int = 0) -> np.ndarray:
     return np.maximum(z @ rng.standard_normal((16, d)), 0).astype(np.float32)
 
 
-def bench(n: int, d: int, k: int, repeat: int, with_sklearn: bool, with_ray: bool) -> list[tuple[str, float]]:
+def bench(x: np.ndarray, k: int, repeat: int, with_sklearn: bool, with_ray: bool) -> list[tuple[str, float]]:
+    """Best time of each method over `repeat` rounds; every round times every method in turn, so
+    drift in the machine's speed (a shared VM) hits all methods alike instead of whichever ran last.
+    A method is a `prepare()` returning the call to time (preparation is not timed)."""
     import faiss
 
     from nnts_ray.knn.exact import knn_rows
 
-    x = features(n, d)
-    rows = []
+    d = x.shape[1]
 
     def bare_faiss():
         index = faiss.IndexFlatL2(d)
         index.add(x)
         index.search(x, k + 1)
 
-    rows.append(("bare FAISS IndexFlatL2 (baseline)", best_of(bare_faiss, repeat)))
-    rows.append(("nnts_ray knn_rows (in process)", best_of(lambda: knn_rows(x, k), repeat)))
-    if with_ray:
-        rows.append(("nnts_ray search stage (Ray, 2 warm actors, writes Parquet)", _ray_stage(x, k, repeat)))
-    if with_sklearn:
+    methods = {"bare FAISS IndexFlatL2 (baseline)": lambda: bare_faiss,
+               "nnts_ray knn_rows (in process)": lambda: lambda: knn_rows(x, k)}
+    with ExitStack() as stack:
+        if with_ray:
+            methods["nnts_ray search stage (Ray, 2 warm actors, writes Parquet)"] = stack.enter_context(_ray_stage(x, k))
+        best = {name: float("inf") for name in methods}
+        for _ in range(repeat):
+            for name, prepare in methods.items():
+                best[name] = min(best[name], timed(prepare()))
+    rows = list(best.items())
+    if with_sklearn:  # one round: it is the slowest by far and not the baseline
         from sklearn.neighbors import NearestNeighbors
 
-        rows.append(("scikit-learn brute force", best_of(
-            lambda: NearestNeighbors(n_neighbors=k + 1, algorithm="brute").fit(x).kneighbors(x), 1)))
+        rows.append(("scikit-learn brute force", timed(
+            lambda: NearestNeighbors(n_neighbors=k + 1, algorithm="brute").fit(x).kneighbors(x))))
     return rows
 
 
-def _ray_stage(x: np.ndarray, k: int, repeat: int) -> float:
-    """The pipeline's search stage on one probe point: features file → search actors → Parquet parts.
-    Actors are started once (as a run starts them once for all its probe points) and warmed up."""
+@contextmanager
+def _ray_stage(x: np.ndarray, k: int):
+    """The pipeline's search stage on one probe point (features file → search actors → Parquet parts).
+    Yields a `prepare()` that writes the features into a fresh run directory and returns the search
+    into it. Actors are started once (as a run starts them once for all its probe points) and warmed
+    up before any timing."""
     import ray
 
     from nnts_ray.naming import RunPaths
@@ -63,18 +76,18 @@ def _ray_stage(x: np.ndarray, k: int, repeat: int) -> float:
     plan = SearchPlan(k=k, metric="l2", query_block=4096, refine_ranks=128)
     ids = np.arange(len(x), dtype=np.int64)
     with tempfile.TemporaryDirectory() as tmp:
-        def prepare_dir(i: int) -> RunPaths:  # a fresh run directory, features written outside the timing
-            paths = RunPaths(Path(tmp) / str(i))
+        runs = iter(range(1 << 30))
+
+        def prepare():
+            paths = RunPaths(Path(tmp) / str(next(runs)))
             paths.activations("bench", "x").parent.mkdir(parents=True)
             np.save(paths.activations("bench", "x"), x)
-            return paths
+            return lambda: search_probe(paths, "bench", "x", ids, plan, searchers)
 
-        dirs = [prepare_dir(i) for i in range(repeat + 1)]
-        search_probe(dirs[0], "bench", "x", ids, plan, searchers)  # warm-up: actors up, libraries loaded
-        best = min(timed(lambda p=p: search_probe(p, "bench", "x", ids, plan, searchers)) for p in dirs[1:])
+        prepare()()  # warm-up: actors up, libraries loaded
+        yield prepare
     for s in searchers:
         ray.kill(s)
-    return best
 
 
 def main() -> None:
@@ -83,15 +96,24 @@ def main() -> None:
     ap.add_argument("--d", type=int, default=256)
     ap.add_argument("--k", type=int, default=15)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--features", type=Path, help="a saved (n, d) float32 .npy (e.g. a run's "
+                    "activations/<model>/layer=<name>/features.npy) instead of synthetic features; "
+                    "its first --n rows are used")
     ap.add_argument("--no-sklearn", action="store_true")
     ap.add_argument("--no-ray", action="store_true")
     a = ap.parse_args()
     gflops = matmul_gflops()
-    rows = bench(a.n, a.d, a.k, a.repeat, not a.no_sklearn, not a.no_ray)
+    if a.features is not None:
+        x = np.ascontiguousarray(np.load(a.features, mmap_mode="r")[: a.n], dtype=np.float32)
+        a.n, a.d = x.shape
+    else:
+        x = features(a.n, a.d)
+    rows = bench(x, a.k, a.repeat, not a.no_sklearn, not a.no_ray)
     base = rows[0][1]
     flops = 2 * a.n * a.n * a.d
     print(f"machine: {machine()}; numpy float32 matmul {gflops:.0f} GFLOP/s")
-    print(f"n={a.n} d={a.d} k={a.k} (best of {a.repeat})\n")
+    source = a.features or "synthetic clustered ReLU features"
+    print(f"n={a.n} d={a.d} k={a.k} (best of {a.repeat}); features: {source}\n")
     print("| method | seconds | × bare FAISS | GFLOP/s | % of matmul rate |\n| --- | ---: | ---: | ---: | ---: |")
     for name, sec in rows:
         print(f"| {name} | {sec:.2f} | {sec / base:.2f} | {flops / sec / 1e9:.0f} | {100 * flops / sec / 1e9 / gflops:.0f}% |")
