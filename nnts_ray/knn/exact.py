@@ -114,13 +114,13 @@ class ShardIndex:
             d2 = np.where(missing, np.float32(np.inf), d2)
             return sort_rows(np.maximum(d2, 0), local)
         if self.device.startswith("cuda"):
-            return _gpu_topk(queries, self.base, kc, self.device)
+            return _order_ties(*_gpu_topk(queries, self.base, kc, self.device))
         if kc > FAISS_CPU_K_LIMIT:
-            return self._blocked_topk(queries, kc)
+            return self._blocked_topk(queries, kc)  # ordered by (distance, row) already
         import faiss
 
         d2, local = faiss.knn(queries, self.base, kc)  # squared L2, float32
-        return np.maximum(d2, 0), local.astype(np.int64)
+        return _order_ties(np.maximum(d2, 0), local.astype(np.int64))
 
     def _complete_ties(self, queries: np.ndarray, d2: np.ndarray, local: np.ndarray, need: int) -> tuple[np.ndarray, np.ndarray]:
         """If the `need`-th candidate ties (within float error) with the last one, points beyond kc
@@ -220,6 +220,15 @@ def _gpu_topk(queries: np.ndarray, base: np.ndarray, kc: int, device: str) -> tu
         d2 = (q * q).sum(1, keepdim=True) + (b * b).sum(1)[None, :] - 2.0 * (q @ b.T)
         vals, idx = torch.topk(d2, kc, dim=1, largest=False, sorted=True)
         return vals.clamp_min_(0).cpu().numpy(), idx.cpu().numpy().astype(np.int64)
+
+
+def _order_ties(d2: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """FAISS and torch.topk promise no order among equal distances; re-sort the rows that hold any
+    by (distance, row), so every path gives the order of the CPU key selection."""
+    tied = np.flatnonzero((d2[:, 1:] == d2[:, :-1]).any(axis=1))
+    if len(tied):
+        d2[tied], rows[tied] = sort_rows(d2[tied], rows[tied])
+    return d2, rows
 
 
 def merge_candidates(parts: list[tuple[np.ndarray, np.ndarray]], kc: int) -> tuple[np.ndarray, np.ndarray]:

@@ -71,11 +71,12 @@ def test_large_k_near_n():
 
 
 def test_blocked_large_k_path_matches_reference(monkeypatch):
-    """k above FAISS_CPU_K_LIMIT goes through GEMM blocks + argpartition; several blocks merge."""
+    """k above FAISS_CPU_K_LIMIT goes through GEMM blocks + key selection; several blocks merge."""
     import nnts_ray.knn.exact as ex
 
     monkeypatch.setattr(ex, "FAISS_CPU_K_LIMIT", 8)
     monkeypatch.setattr(ex, "_BLOCK_BUDGET", 50 * 64)  # force many database blocks
+    monkeypatch.setattr(ex, "_KEY_ROWS", 7)  # and uneven chunks of query rows
     x = np.random.default_rng(5).integers(0, 4, size=(500, 3)).astype(np.float32)  # ties and duplicates
     ref_rows, ref_dist = brute_force_knn(x, 40)
     for shards in (1, 2):
@@ -85,3 +86,18 @@ def test_blocked_large_k_path_matches_reference(monkeypatch):
     ref_rows, ref_dist = brute_force_knn(y, 150)
     nb = knn_rows(y, 150, refine_ranks=0)
     assert_same_neighbours(nb.rows, nb.distance, ref_rows, ref_dist)
+
+
+@pytest.mark.parametrize("large_k_path", [False, True])
+def test_ties_are_ordered_by_id_beyond_the_rescored_ranks(monkeypatch, large_k_path):
+    """With no exact re-scoring (refine_ranks=0) the order of every rank comes from the selection
+    itself: FAISS (ties re-sorted afterwards) or the key selection (ties ordered by the key). Small
+    integer coordinates make the GEMM distances exact, so the whole order must equal the reference."""
+    import nnts_ray.knn.exact as ex
+
+    if large_k_path:
+        monkeypatch.setattr(ex, "FAISS_CPU_K_LIMIT", 8)
+    x = np.random.default_rng(7).integers(0, 3, size=(700, 3)).astype(np.float32)  # 27 distinct points
+    ref_rows, _ = brute_force_knn(x, 60)
+    nb = knn_rows(x, 60, refine_ranks=0, query_block=128)
+    np.testing.assert_array_equal(nb.rows, ref_rows)
