@@ -64,6 +64,12 @@ def sort_rows(d2: np.ndarray, rows: np.ndarray, presorted_runs: bool = False) ->
     halves[..., 0] = rows
     halves[..., 1] = (np.maximum(d2, 0, dtype=np.float32) + np.float32(0)).view(np.uint32)  # +0: -0.0 -> 0.0
     key.sort(axis=-1, kind="stable" if presorted_runs else None)
+    return split_keys(key)
+
+
+def split_keys(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(d2 float32, rows int64) from (distance bits, row) uint64 keys laid out as in `sort_rows`."""
+    halves = key.view(np.uint32).reshape(*key.shape, 2)  # little-endian: [..., 0] low, [..., 1] high
     return halves[..., 1].view(np.float32).copy(), halves[..., 0].astype(np.int64)
 
 
@@ -172,9 +178,9 @@ class ShardIndex:
                     keys = np.partition(keys, kc - 1, axis=1)[:, :kc]
                 best[s : s + _KEY_ROWS, : keys.shape[1]] = keys
             kept = min(kc, kept + block.shape[1])
-        best = best[:, :kept]
+        best = np.ascontiguousarray(best[:, :kept])
         best.sort(axis=1)
-        return (best >> np.uint64(32)).astype(np.uint32).view(np.float32), (best & np.uint64(0xFFFFFFFF)).astype(np.int64)
+        return split_keys(best)
 
     @property
     def max_sq_norm(self) -> float:

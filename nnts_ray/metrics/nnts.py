@@ -58,6 +58,13 @@ def _pair_batches(n_probes: int) -> list[tuple[list[int], list[tuple[int, int]]]
     return out
 
 
+def pair_index(n_probes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(probe_a, probe_b) int64 arrays of every pair a < b in itertools.combinations order: the row
+    order of every count array here."""
+    pairs = np.array(list(combinations(range(n_probes), 2)), dtype=np.int64).reshape(-1, 2)
+    return pairs[:, 0], pairs[:, 1]
+
+
 def ids_are_rows(sample_ids: np.ndarray) -> bool:
     """Sorted unique ids 0..n-1: an id is its own row, so no lookup is needed."""
     n = len(sample_ids)
@@ -149,12 +156,12 @@ def _group_by_intersections(frames: list[pl.LazyFrame], sample_ids: np.ndarray, 
 
 def _pair_frame(sample_ids: np.ndarray, n_probes: int, counts: np.ndarray) -> pl.DataFrame:
     """The intersections layout from counts (pairs, n) in combinations order."""
-    pairs = np.array(list(combinations(range(n_probes), 2)), dtype=np.int32).reshape(-1, 2)
+    pa, pb = pair_index(n_probes)
     n = len(sample_ids)
     return pl.DataFrame({
-        "sample_id": np.tile(sample_ids, len(pairs)),
-        "probe_a": np.repeat(pairs[:, 0], n),
-        "probe_b": np.repeat(pairs[:, 1], n),
+        "sample_id": np.tile(sample_ids, len(pa)),
+        "probe_a": np.repeat(pa, n),
+        "probe_b": np.repeat(pb, n),
         "intersection": counts.ravel().astype(np.int64),
     }, schema={"sample_id": pl.Int64, "probe_a": pl.Int32, "probe_b": pl.Int32, "intersection": pl.Int64})
 
@@ -243,7 +250,7 @@ def _mask_intersections(frames: list[pl.LazyFrame], sample_ids: np.ndarray, k: i
     sub = max(1, table_bytes // (n * mask_t.itemsize))
     table = np.zeros(sub * n, mask_t)
     bits = [mask_t.type(1 << p) for p in range(n_probes)]
-    pa, pb = np.array(list(combinations(range(n_probes), 2)), dtype=np.intp).reshape(-1, 2).T
+    pa, pb = pair_index(n_probes)
     dense = ids_are_rows(sample_ids)
     result = np.zeros((len(pa), n), np.int64)  # written in the output's row order: no sort after
     for s in range(0, n, sample_block):
@@ -297,7 +304,7 @@ def nnts(
     """
     sample_ids = np.asarray(sample_ids, dtype=np.int64)
     n, n_probes = len(sample_ids), len(probes)
-    pa, pb = np.array(list(combinations(range(n_probes), 2)), dtype=np.int64).reshape(-1, 2).T
+    pa, pb = pair_index(n_probes)
     grid_a, grid_b = np.divmod(np.arange(n_probes * n_probes), n_probes)
     summary, per_sample = [], []
     for k in ks:
@@ -317,11 +324,9 @@ def nnts(
             pl.Series("chance_overlap", np.full(n_probes * n_probes, co)),
             pl.Series("n_samples", np.full(n_probes * n_probes, n), dtype=pl.Int64),
         ]))
-        rows = len(pa) * n
-        per_sample.append(pl.DataFrame([
-            pl.Series("sample_id", np.tile(sample_ids, len(pa))),
-            *_names(probes, np.repeat(pa, n), "a"), *_names(probes, np.repeat(pb, n), "b"),
-            pl.Series("k", np.full(rows, k), dtype=pl.Int64),
-            pl.Series("intersection", counts.ravel()), pl.Series("jaccard", jaccard.ravel()),
-        ]).select("sample_id", "model_a", "layer_a", "model_b", "layer_b", "k", "intersection", "jaccard"))
+        pairs = _pair_frame(sample_ids, n_probes, counts)
+        per_sample.append(pairs.with_columns(
+            *_names(probes, pairs["probe_a"].to_numpy(), "a"), *_names(probes, pairs["probe_b"].to_numpy(), "b"),
+            k=pl.lit(k, pl.Int64), jaccard=pl.Series(jaccard.ravel()),
+        ).select("sample_id", "model_a", "layer_a", "model_b", "layer_b", "k", "intersection", "jaccard"))
     return pl.concat(summary), pl.concat(per_sample)
