@@ -2,9 +2,12 @@
 
 >>> from nnts_ray.api import analyse
 >>> res = analyse({"input": X0, "hidden": X1, "logits": X2}, k=[15, 100])
->>> res.nnts          # SPEC §4 nnts table (Polars)
+>>> res.nnts          # the nnts table (nnts_ray.schemas.NNTS), Polars
 >>> res.nntp          # run-count matrix entries
 >>> res.neighbours    # model, layer, sample_id, rank, neighbour_id, distance
+
+Inputs are checked here, once, with the rules the pipeline's plan uses (`Ks.resolve`): a bad value
+raises ConfigError (a ValueError) naming it.
 """
 
 from __future__ import annotations
@@ -15,22 +18,26 @@ from typing import Mapping, Sequence
 import numpy as np
 import polars as pl
 
+from nnts_ray.config import METRICS, ConfigError, choice
 from nnts_ray.knn.exact import knn_rows
-from nnts_ray.metrics.nnts import Probe, nnts
-from nnts_ray.metrics.nntp import check_identity, nntp
+from nnts_ray.metrics.tables import metric_tables
+from nnts_ray.plan import Ks, ProbePoint
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True)
 class Analysis:
     neighbours: pl.DataFrame  # model, layer, sample_id, rank, neighbour_id, distance
-    nnts: pl.DataFrame  # SPEC §4 metrics/nnts.parquet
-    per_sample: pl.DataFrame  # SPEC §4 metrics/per_sample.parquet
-    nntp: pl.DataFrame  # SPEC §4 metrics/nntp.parquet
+    nnts: pl.DataFrame  # schemas.NNTS
+    per_sample: pl.DataFrame  # schemas.PER_SAMPLE
+    nntp: pl.DataFrame  # schemas.NNTP
     edges: pl.DataFrame  # model, layer, k, n_edges: |E_v| per probe point
+    partners: pl.DataFrame  # schemas.NNTP_PARTNERS
 
 
 def neighbour_table(rows: np.ndarray, distance: np.ndarray, sample_ids: np.ndarray) -> pl.DataFrame:
-    """Neighbour rows (SPEC §4 columns) from (n, k) row indices; rows map to ids via sample_ids."""
+    """Neighbour rows (schemas.NEIGHBOURS columns) from (n, k) row indices; rows map to ids via sample_ids."""
     n, k = rows.shape
     return pl.DataFrame(
         {
@@ -43,47 +50,36 @@ def neighbour_table(rows: np.ndarray, distance: np.ndarray, sample_ids: np.ndarr
     )
 
 
-def metric_tables(
-    tables: Mapping[tuple[str, str], pl.LazyFrame | pl.DataFrame],
-    probes: list[Probe],
-    sample_ids: np.ndarray,
-    ks: Sequence[int],
-    nntp_ks: Sequence[int],
-    alphas: Sequence[int],
-    sample_block: int = 20000,
-) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """(nnts, per_sample, nntp, edges) for the neighbour tables of several probe points (any models),
-    keyed by (model, layer)."""
-    frames = [tables[(p.model, p.layer)].lazy() for p in probes]
-    nnts_table, per_sample = nnts(frames, probes, sample_ids, list(ks), sample_block)
-    nntp_parts, edge_parts = [], []
-    for model in dict.fromkeys(p.model for p in probes):
-        chain = [p for p in probes if p.model == model]
-        name_at = pl.DataFrame({"position": [p.position for p in chain], "layer": [p.layer for p in chain]},
-                               schema={"position": pl.Int64, "layer": pl.String})
-        frames = [(p.position, tables[(p.model, p.layer)].lazy()) for p in chain]
-        for k in nntp_ks:
-            runs, edges = nntp(frames, sample_ids, k, list(alphas), sample_block)
-            if 0 in alphas:
-                check_identity(runs, edges)
-            nntp_parts.append(
-                runs.join(name_at.rename({"position": "first", "layer": "layer_first"}), on="first", validate="m:1")
-                .join(name_at.rename({"position": "last", "layer": "layer_last"}), on="last", validate="m:1")
-                .with_columns(model=pl.lit(model), k=pl.lit(k, pl.Int64))
-                .sort("alpha", "first", "last")
-                .select("model", "layer_first", "layer_last", "k", "alpha", "n_pairs")
-            )
-            edge_parts.append(edges.join(name_at, on="position", validate="1:1").with_columns(
-                model=pl.lit(model), k=pl.lit(k, pl.Int64)).select("model", "layer", "k", "n_edges"))
-    empty_nntp = pl.DataFrame(schema={"model": pl.String, "layer_first": pl.String, "layer_last": pl.String,
-                                      "k": pl.Int64, "alpha": pl.Int64, "n_pairs": pl.Int64})
-    empty_edges = pl.DataFrame(schema={"model": pl.String, "layer": pl.String, "k": pl.Int64, "n_edges": pl.Int64})
-    return (
-        nnts_table,
-        per_sample,
-        pl.concat(nntp_parts) if nntp_parts else empty_nntp,
-        pl.concat(edge_parts) if edge_parts else empty_edges,
-    )
+def _features(features: Mapping[str, np.ndarray] | Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+    """Per-layer (n, d) float32 matrices in chain order, every one checked."""
+    named = dict(features) if isinstance(features, Mapping) else {f"layer{i}": f for i, f in enumerate(features)}
+    if not named:
+        raise ConfigError("features is empty; give per-layer (n, d) arrays in chain order, e.g. {'input': X0, 'out': X1}")
+    out, n = {}, None
+    for layer, x in named.items():
+        a = np.asarray(x)
+        if a.ndim < 1:
+            raise ConfigError(f"layer {layer!r} is a {a.ndim}-d array of shape {a.shape}; give (n, d) rows, one per sample")
+        if len(a) == 0:
+            raise ConfigError(f"features have 0 rows (layer {layer!r}); neighbours need at least 2 samples")
+        if not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_) or np.issubdtype(a.dtype, np.complexfloating):
+            raise ConfigError(f"layer {layer!r} has dtype {a.dtype}; give real numbers (float32 is used)")
+        a = a.reshape(len(a), -1)
+        n = len(a) if n is None else n
+        if len(a) != n:
+            raise ConfigError(f"layer {layer!r} has {len(a)} rows, expected {n} (one row per sample in every layer)")
+        if a.shape[1] == 0:
+            raise ConfigError(f"layer {layer!r} has 0 features per sample; give at least one")
+        bad = int((~np.isfinite(a)).sum()) if np.issubdtype(a.dtype, np.floating) else 0
+        if bad:
+            raise ConfigError(f"layer {layer!r} has {bad} non-finite values; neighbour search needs finite features")
+        if np.issubdtype(a.dtype, np.floating) and a.size and float(np.abs(a).max()) > _FLOAT32_MAX:
+            raise ConfigError(f"layer {layer!r} has values beyond float32's range (|x| up to {float(np.abs(a).max()):.3g}); "
+                              f"rescale the features (distances are computed in float32)")
+        out[layer] = a.astype(np.float32)
+    if n < 2:
+        raise ConfigError(f"features have {n} rows; neighbours need at least 2 samples")
+    return out
 
 
 def analyse(
@@ -94,35 +90,34 @@ def analyse(
     alpha: Sequence[int] = (0,),
     sample_ids: np.ndarray | None = None,
     model: str = "model",
+    per_sample: str = "all",
 ) -> Analysis:
     """Neighbour tables and NNTS/NNTP for per-layer (n, d) feature matrices given in chain order.
 
-    One exact search per layer at the largest k; smaller k are its prefixes. `sample_ids` default
-    to 0..n-1 and must be unique; rows of every matrix are the same samples in the same order.
+    One exact search per layer at the largest k of `k` and `nntp_k`; smaller k are its prefixes.
+    `sample_ids` default to 0..n-1 and must be unique; rows of every matrix are the same samples in
+    the same order. NNTP defaults to the smallest k.
     """
-    named = dict(features) if isinstance(features, Mapping) else {f"layer{i}": f for i, f in enumerate(features)}
-    ks = sorted({int(k)} if np.isscalar(k) else {int(v) for v in k})
-    n = next(iter(named.values())).shape[0]
-    ids = np.arange(n, dtype=np.int64) if sample_ids is None else np.asarray(sample_ids, dtype=np.int64)
+    named = _features(features)
+    choice("metric", metric, METRICS)
+    n = len(next(iter(named.values())))
+    ks = Ks.resolve([k] if np.isscalar(k) else list(k), None if nntp_k is None else list(nntp_k), list(alpha), n,
+                    what="k")
+    ids = np.arange(n, dtype=np.int64) if sample_ids is None else np.asarray(sample_ids)
+    if ids.shape != (n,) or not np.issubdtype(ids.dtype, np.integer):
+        raise ConfigError(f"sample_ids has shape {ids.shape} and dtype {ids.dtype}; give {n} integer ids, one per row")
+    ids = ids.astype(np.int64)
     if len(np.unique(ids)) != n:
-        raise ValueError("sample_ids must be unique, one per row")
+        raise ConfigError("sample_ids must be unique, one per row")
     order = np.argsort(ids, kind="stable")  # rows in ascending id order: the tie rule's id order
     ids = ids[order]
     probes, tables = [], {}
     for pos, (layer, x) in enumerate(named.items()):
-        x = np.asarray(x).reshape(len(x), -1)
-        if x.shape[0] != n:
-            raise ValueError(f"layer {layer!r} has {x.shape[0]} rows, expected {n}")
-        bad = int((~np.isfinite(x)).sum())
-        if bad:
-            raise ValueError(f"layer {layer!r} has {bad} non-finite values; neighbour search needs finite features")
-        nb = knn_rows(x[order], ks[-1], metric=metric)
-        probes.append(Probe(model, layer, pos))
+        nb = knn_rows(x[order], ks.search, metric=metric)
+        probes.append(ProbePoint(model, layer, pos, (x.shape[1],), x.shape[1]))
         tables[(model, layer)] = neighbour_table(nb.rows, nb.distance, ids)
-    nnts_t, per_sample, nntp_t, edges = metric_tables(
-        tables, probes, ids, ks, [ks[0]] if nntp_k is None else list(nntp_k), list(alpha)
-    )
+    result = metric_tables(tables, probes, ids, ks, per_sample=per_sample)
     neighbours = pl.concat(
         [t.with_columns(model=pl.lit(m), layer=pl.lit(l)) for (m, l), t in tables.items()]
     ).select("model", "layer", "sample_id", "rank", "neighbour_id", "distance")
-    return Analysis(neighbours=neighbours, nnts=nnts_t, per_sample=per_sample, nntp=nntp_t, edges=edges)
+    return Analysis(neighbours=neighbours, **result._asdict())

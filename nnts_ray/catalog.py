@@ -11,7 +11,7 @@ import json
 import os
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import polars as pl
 
@@ -77,37 +77,92 @@ def _size_bytes(run_dir: Path) -> int:
 
 
 def _mtime_iso(path: Path) -> str:
-    return datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc).isoformat(timespec="seconds")
+    """Modification time of `path` itself (a link is not followed: it may lead outside the runs root)."""
+    return datetime.fromtimestamp(path.lstat().st_mtime, tz=timezone.utc).isoformat(timespec="seconds")
+
+
+class ManifestError(ValueError):
+    """A manifest.json that cannot be used: unreadable, not JSON, of the wrong shape, or a link out of its run."""
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_OBJECT = ("an object", lambda v: isinstance(v, dict))
+_NUMBER = ("a number", lambda v: _integer(v) or isinstance(v, float))
+# Fields readers walk into or use as they are: path from the top -> (what it must be, test).
+_FIELDS: dict[tuple[str, ...], tuple[str, Callable[[Any], bool]]] = {
+    **{(key,): _OBJECT for key in ("config", "conventions", "models", "stages", "versions", "cluster")},
+    ("config", "dataset"): _OBJECT,
+    ("status",): ("a string", lambda v: isinstance(v, str)),
+    ("n_samples",): ("an integer", _integer),
+    ("conventions", "stored_ranks"): ("an integer", _integer),
+    **{(where, "k"): ("a list of integers", lambda v: isinstance(v, list) and all(map(_integer, v))) for where in ("conventions", "config")},
+}
+
+
+def _problem(manifest: dict[str, Any]) -> str | None:
+    """The first field of the wrong type, worded for the catalog's error column; None when all are usable."""
+    for path, (kind, usable) in _FIELDS.items():
+        value: Any = manifest
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is not None and not usable(value):
+            return f"{'.'.join(path)} is {value!r}, expected {kind}"
+    for key, (kind, usable), field in (("models", _OBJECT, None), ("stages", _OBJECT, None), ("stages", _NUMBER, "seconds")):
+        for name, info in (manifest.get(key) or {}).items():
+            value = info if field is None else (info or {}).get(field)
+            if value is not None and not usable(value):
+                return f"{key}[{name!r}]{'.' + field if field else ''} is {value!r}, expected {kind}"
+    return None
+
+
+def check_manifest(manifest: Any) -> dict[str, Any]:
+    """`manifest` itself when every field a reader walks into has the type it needs; else ManifestError
+    naming the field. Catalog and dashboard both read through here, so one bad run never breaks a page."""
+    if not isinstance(manifest, dict):
+        raise ManifestError(f"{MANIFEST}: top level is {type(manifest).__name__}, expected an object")
+    if problem := _problem(manifest):
+        raise ManifestError(f"{MANIFEST}: {problem}")
+    return manifest
+
+
+def read_manifest(run_dir: Path) -> dict[str, Any]:
+    """The checked manifest of `run_dir`; a manifest.json that links outside the run is refused, not read."""
+    try:
+        manifest = json.loads(resolve_inside(run_dir, MANIFEST).read_text())
+    except (PathRefused, OSError, ValueError) as exc:
+        raise ManifestError(f"{MANIFEST}: {exc}") from None
+    return check_manifest(manifest)
 
 
 def manifest_row(root: Path, run_dir: Path) -> dict[str, Any]:
-    """One catalog row; a manifest that cannot be parsed gives status 'unreadable' and the reason."""
-    manifest_path = run_dir / MANIFEST
+    """One catalog row; a manifest that cannot be used gives status 'unreadable' and the reason."""
     row: dict[str, Any] = {"run_dir": run_dir.relative_to(root).as_posix(), "size_bytes": _size_bytes(run_dir)}
     try:
-        manifest = json.loads(manifest_path.read_text())
-        if not isinstance(manifest, dict):
-            raise ValueError(f"top level is {type(manifest).__name__}, expected an object")
-    except (OSError, ValueError) as exc:
-        return row | {"status": UNREADABLE, "error": f"{MANIFEST}: {exc}", "updated": _mtime_iso(manifest_path)}
-    config = manifest.get("config") or {}
-    stages = [
-        {"stage": name, "status": info.get("status"), "seconds": info.get("seconds")}
-        for name, info in (manifest.get("stages") or {}).items()
-    ]
-    return row | {
-        "status": manifest.get("status"),
-        "fingerprint": manifest.get("fingerprint"),
-        "dataset": (config.get("dataset") or {}).get("name"),
-        "models": list(manifest.get("models") or {}),
-        "n_samples": manifest.get("n_samples"),
-        "k": (manifest.get("conventions") or {}).get("k") or config.get("k"),
-        "created": manifest.get("created"),
-        "updated": manifest.get("updated") or _mtime_iso(manifest_path),
-        "seconds_total": sum(s["seconds"] or 0.0 for s in stages) if stages else None,
-        "stages": stages,
-        "error": manifest.get("error"),
-    }
+        manifest = read_manifest(run_dir)
+        config = manifest.get("config") or {}
+        stages = [
+            {"stage": name, "status": info.get("status"), "seconds": info.get("seconds")}
+            for name, info in (manifest.get("stages") or {}).items() if info is not None
+        ]
+        row |= {
+            "status": manifest.get("status"),
+            "fingerprint": manifest.get("fingerprint"),
+            "dataset": (config.get("dataset") or {}).get("name"),
+            "models": list(manifest.get("models") or {}),
+            "n_samples": manifest.get("n_samples"),
+            "k": (manifest.get("conventions") or {}).get("k") or config.get("k"),
+            "created": manifest.get("created"),
+            "updated": manifest.get("updated") or _mtime_iso(run_dir / MANIFEST),
+            "seconds_total": sum(s["seconds"] or 0.0 for s in stages) if stages else None,
+            "stages": stages,
+            "error": manifest.get("error"),
+        }
+        return row
+    except ManifestError as exc:
+        return row | {"status": UNREADABLE, "error": str(exc), "updated": _mtime_iso(run_dir / MANIFEST)}
 
 
 def scan(root: str | Path) -> pl.DataFrame:

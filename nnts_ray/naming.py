@@ -1,4 +1,4 @@
-"""Every file-name rule of a run directory lives here (SPEC §4). Nothing else builds these paths."""
+"""Every file-name rule of a run directory lives here (RUN_DIRECTORY.md). Nothing else builds these paths."""
 
 from __future__ import annotations
 
@@ -40,6 +40,19 @@ class RunPaths:
         return self.neighbours_dir(model, layer) / f"part-{part:05d}.parquet"
 
     @property
+    def intersections_root(self) -> Path:
+        return self.root / "intersections"
+
+    def intersections_part(self, k: int, part: int) -> Path:
+        """Per-sample |K_a ∩ K_b| of every pair of probe points at a set-only k, for one query block."""
+        return self.intersections_root / f"k={int(k)}" / f"part-{part:05d}.parquet"
+
+    def neighbour_sets(self, model: str, layer: str, k: int, part: int) -> Path:
+        """Work file: membership bits (q, words) uint64 of one query block's k nearest, at a set-only k."""
+        return (self.work / "sets" / f"model={check_name('model', model)}" / f"layer={check_name('layer', layer)}"
+                / f"k={int(k)}" / f"part-{part:05d}.npy")
+
+    @property
     def metrics_dir(self) -> Path:
         return self.root / "metrics"
 
@@ -52,9 +65,15 @@ class RunPaths:
         return self.root / "activations" / f"model={check_name('model', model)}" / f"layer={check_name('layer', layer)}" / "features.npy"
 
     @property
-    def inputs(self) -> Path:
-        """The dataset's model inputs, (n, C, H, W) float32, in sample order: read by the actors."""
-        return self.root / "_work" / "inputs.npy"
+    def work(self) -> Path:
+        """Intermediate files of an unfinished run; removed when the run completes."""
+        return self.root / "_work"
+
+    def inputs(self, data_digest: str) -> Path:
+        """The dataset's model inputs, (n, C, H, W) float32, in sample order: read by the actors.
+        Named by the content they came from, so a run resumed after its data changed never reads
+        inputs of the old data."""
+        return self.work / f"inputs-{data_digest[:16]}.npy"
 
     def model_weights(self, model: str) -> Path:
         return self.root / "models" / f"{check_name('model', model)}.pt"

@@ -15,8 +15,8 @@ import pytest
 from nnts_ray.cli import load_config
 from nnts_ray.naming import RunPaths
 from nnts_ray.pipeline import run
-from tests.conftest import brute_force_knn
-from tests.core.reference import jaccard_reference
+from tests.reference import brute_force_knn
+from tests.reference import jaccard_reference
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -107,3 +107,15 @@ def test_later_run_links_the_activations_instead_of_recomputing(zoo):
     before = pl.read_parquet(first.metric("nnts")).filter(model_a="resnet18", model_b="resnet18",
                                                           layer_a="avgpool", layer_b="fc").sort("k")
     assert again["jaccard"].to_list() == before["jaccard"].to_list()
+
+
+def test_identical_features_are_searched_once_and_linked(zoo):
+    """Every model's `input` is the same matrix: searched for the first model, linked for the next."""
+    _, rc, paths = zoo
+    first, second = (paths.neighbours_part(m, "input", 0) for m in ("lenet5", "small_resnet"))
+    assert first.stat().st_ino == second.stat().st_ino
+    marker = json.loads(paths.marker("neighbours", "small_resnet", "input", "part-00000").read_text())
+    assert marker["same_as"] == "lenet5/input"
+    row = pl.read_parquet(paths.metric("nnts")).filter(model_a="lenet5", layer_a="input", model_b="small_resnet",
+                                                       layer_b="input", k=15)
+    assert row["jaccard"][0] == 1.0

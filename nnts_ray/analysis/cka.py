@@ -48,12 +48,13 @@ class _View:
 
 
 class _Moments:
-    """Sums over samples from which the unbiased HSIC of any two views follows."""
+    """Sums over samples from which the unbiased HSIC of any two views follows. The per-pair cross
+    matrices sum x_i y_i^T are the large part; `add_cross` fills those of some pairs per pass."""
 
-    def __init__(self, dims: list[int], pairs: set[tuple[int, int]]):
+    def __init__(self, dims: list[int]):
         width = len(dims)
         self.n = 0
-        self.cross = {(u, v): np.zeros((dims[u], dims[v])) for u, v in pairs}  # sum x_i y_i^T
+        self.cross: dict[tuple[int, int], np.ndarray] = {}  # (u, v) -> sum x_i y_i^T, once computed
         self.sums = [np.zeros(d) for d in dims]  # sum x_i
         self.by_norm = [np.zeros((d, width)) for d in dims]  # [u][:, v] = sum |y_i|^2 x_i, y from view v
         self.norm_products = np.zeros((width, width))  # sum a_i b_i
@@ -61,14 +62,17 @@ class _Moments:
 
     def add(self, z: list[np.ndarray]) -> None:
         norms = np.stack([np.einsum("ij,ij->i", zi, zi) for zi in z], axis=1)  # (B, V)
-        for u, v in self.cross:
-            self.cross[u, v] += z[u].T @ z[v]
         for u, zu in enumerate(z):
             self.sums[u] += zu.sum(axis=0)
             self.by_norm[u] += zu.T @ norms
         self.norm_products += norms.T @ norms
         self.norm_sums += norms.sum(axis=0)
         self.n += len(norms)
+
+    @staticmethod
+    def add_cross(cross: dict[tuple[int, int], np.ndarray], z: dict[int, np.ndarray]) -> None:
+        for u, v in cross:
+            cross[u, v] += z[u].T @ z[v]
 
     def hsic(self, u: int, v: int) -> float:
         n, c, s = self.n, self.cross[u, v], self.sums
@@ -96,11 +100,28 @@ def _views(dims: list[int], max_dim: int, seed: int) -> tuple[list[_View], list[
     return views, own
 
 
-def linear_cka(features: Sequence[np.ndarray], batch: int = 4096, max_dim: int = 1024, seed: int = 0) -> CkaResult:
-    """Linear CKA (unbiased HSIC) between every pair of (n, d_i) feature arrays, rows aligned.
+def _pair_groups(pairs: list[tuple[int, int]], dims: list[int], budget: int) -> list[list[tuple[int, int]]]:
+    """Pairs in groups whose cross matrices (float64) fit `budget` bytes together: one pass over the
+    features per group, so memory stays flat however many probe points a sweep has."""
+    groups, size = [[]], 0
+    for u, v in pairs:
+        need = 8 * dims[u] * dims[v]
+        if groups[-1] and size + need > budget:
+            groups.append([])
+            size = 0
+        groups[-1].append((u, v))
+        size += need
+    return groups
 
-    Arrays may be np.memmap: they are read `batch` rows at a time. Layer i's projections (if any)
-    are drawn from np.random.default_rng([seed, i]).
+
+def linear_cka(features: Sequence[np.ndarray], batch: int = 4096, max_dim: int = 1024, seed: int = 0,
+               budget: int = 1 << 30, only: set[tuple[int, int]] | None = None) -> CkaResult:
+    """Linear CKA (unbiased HSIC) between every pair of (n, d_i) feature arrays, rows aligned; with
+    `only`, just the pairs (a, b), a < b, listed there (the others are NaN, and never computed).
+
+    Arrays may be np.memmap: they are read `batch` rows at a time, once per group of pairs whose
+    cross matrices fit `budget` bytes. Layer i's projections (if any) are drawn from
+    np.random.default_rng([seed, i]).
     """
     n = features[0].shape[0]
     if n < 4 or any(f.shape[0] != n for f in features):
@@ -108,18 +129,26 @@ def linear_cka(features: Sequence[np.ndarray], batch: int = 4096, max_dim: int =
     dims = [int(np.prod(f.shape[1:])) for f in features]
     views, own = _views(dims, max_dim, seed)
     width = len(features)
-    pairs = {(own[a][0], own[b][0]) for a in range(width) for b in range(a + 1, width)} | set(own)
-    moments = _Moments([v.dim for v in views], pairs)
-    shifts: list[np.ndarray] = []
-    for start in range(0, n, batch):
-        z = [v.read(features[v.layer], start, min(start + batch, n)) for v in views]  # each (B, d_v) float64
-        shifts = shifts or [zv.mean(axis=0) for zv in z]
-        moments.add([zv - s for zv, s in zip(z, shifts)])
-    h = np.zeros((width, width))  # (L, L) unbiased HSIC
+    asked = {(a, b) for a in range(width) for b in range(a + 1, width) if only is None or (a, b) in only}
+    pairs = sorted({(own[a][0], own[b][0]) for a, b in asked} | set(own))
+    view_dims = [v.dim for v in views]
+    moments = _Moments(view_dims)
+    shifts = [v.read(features[v.layer], 0, min(batch, n)).mean(axis=0) for v in views]  # first batch's means
+    for g, group in enumerate(_pair_groups(pairs, view_dims, budget)):
+        cross = {pair: np.zeros((view_dims[pair[0]], view_dims[pair[1]])) for pair in group}
+        wanted = range(len(views)) if g == 0 else sorted({u for pair in group for u in pair})
+        for start in range(0, n, batch):
+            z = {u: views[u].read(features[views[u].layer], start, min(start + batch, n)) - shifts[u]
+                 for u in wanted}  # each (B, d_v) float64
+            if g == 0:
+                moments.add([z[u] for u in range(len(views))])
+            moments.add_cross(cross, z)
+        moments.cross |= cross
+    h = np.full((width, width), np.nan)  # (L, L) unbiased HSIC; NaN where not asked for
     for a in range(width):
         h[a, a] = moments.hsic(*own[a])
-        for b in range(a + 1, width):
-            h[a, b] = h[b, a] = moments.hsic(own[a][0], own[b][0])
+    for a, b in asked:
+        h[a, b] = h[b, a] = moments.hsic(own[a][0], own[b][0])
     scale = np.sqrt(np.clip(np.diag(h), 0.0, None))  # (L,)
     with np.errstate(divide="ignore", invalid="ignore"):
         matrix = np.where(np.outer(scale, scale) > 0, h / np.outer(scale, scale), np.nan)

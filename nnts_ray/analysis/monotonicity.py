@@ -6,8 +6,9 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
-from nnts_ray.analysis import tables
-from nnts_ray.analysis.probes import Probe, within_model
+from nnts_ray import schemas
+from nnts_ray.analysis.chains import within_model
+from nnts_ray.plan import ProbePoint
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> tuple[float | None, float | None]:
@@ -18,7 +19,7 @@ def spearman(x: np.ndarray, y: np.ndarray) -> tuple[float | None, float | None]:
     return float(result.statistic), float(result.pvalue)
 
 
-def monotonicity(nnts: pl.DataFrame, probes: list[Probe]) -> pl.DataFrame:
+def monotonicity(nnts: pl.DataFrame, probes: list[ProbePoint]) -> pl.DataFrame:
     """Spearman correlation of NNTS(a, b) with |position_a - position_b| over each model's pairs.
 
     nnts: one row per (model_a, layer_a, model_b, layer_b, k) with its `jaccard`; cross-model pairs
@@ -31,6 +32,6 @@ def monotonicity(nnts: pl.DataFrame, probes: list[Probe]) -> pl.DataFrame:
     for (model, k), group in df.group_by(["model", "k"]):
         rho, p = spearman(group["distance"].to_numpy(), group["jaccard"].to_numpy())
         rows.append((model, k, rho, p, group.height))
-    order = {model: i for i, model in enumerate(dict.fromkeys(p[0] for p in probes))}
+    order = {model: i for i, model in enumerate(dict.fromkeys(p.model for p in probes))}
     rows.sort(key=lambda row: (order[row[0]], row[1]))  # models in probe order, then k
-    return tables.from_rows(rows, tables.MONOTONICITY)
+    return schemas.from_rows(rows, schemas.MONOTONICITY)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from nnts_ray.analysis.graphs import intersections, jaccard
+from nnts_ray.metrics.graph import intersections, jaccard
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,19 @@ class SampleSet:
             self.images = self.images[order]
             self.labels = None if self.labels is None else self.labels[order]
             self.extra = {k: v[order] for k, v in self.extra.items()}
-        if len(np.unique(self.sample_ids)) != len(self.sample_ids):
-            raise ValueError("sample ids are not unique")
+        repeated = self.sample_ids[1:][self.sample_ids[1:] == self.sample_ids[:-1]]  # ids are sorted now
+        if len(repeated):
+            raise ConfigError(f"sample_id {int(repeated[0])} appears more than once ({len(repeated)} repeats in all); "
+                              "every sample needs its own id")
+        if self.labels is not None and len(self.labels) and self.labels.min() < 0:
+            bad = int(np.argmin(self.labels))
+            raise ConfigError(f"label {int(self.labels[bad])} of sample_id {int(self.sample_ids[bad])} is negative; "
+                              "labels must be class indices 0, 1, 2, …")
+        if self.images.dtype.kind == "f":  # decided here, before any training or search sees the data
+            bad = ~np.isfinite(self.images.reshape(len(self.images), -1)).all(axis=1)
+            if bad.any():
+                raise ConfigError(f"{int(bad.sum())} samples hold non-finite pixel values, NaN or infinite (first: sample_id "
+                                  f"{int(self.sample_ids[np.argmax(bad)])}); every input value must be finite")
 
     def __len__(self) -> int:
         return len(self.sample_ids)

@@ -48,7 +48,10 @@ def decode_images(blobs: list, size: int, names: list[str]) -> np.ndarray:
     arrays = []
     for blob, name in zip(blobs, names):
         with open_image(blob, name) as im:
-            a = np.asarray(im.convert(mode), dtype=np.uint8)
+            try:
+                a = np.asarray(im.convert(mode), dtype=np.uint8)  # pixels are decoded here
+            except (OSError, ValueError, SyntaxError) as e:  # truncated or corrupt image data
+                raise ConfigError(f"{name} is not a readable image ({e})") from None
         arrays.append(a[None] if a.ndim == 2 else np.moveaxis(a, -1, 0))  # (C, H, W)
     if len({a.shape for a in arrays}) > 1:  # mixed sizes: bring each to the run's size
         return np.stack([resize(a[None], size)[0] for a in arrays])
@@ -76,6 +79,11 @@ def read_table(root: Path) -> pa.Table:
     files = sorted(root.rglob("*.parquet")) if root.is_dir() else [root]
     if not files:
         raise ConfigError(f"dataset.root={str(root)!r} holds no .parquet files")
+    for f in files:  # footers only: a broken file is named before anything is read
+        try:
+            pq.read_metadata(f)
+        except (pa.ArrowException, OSError) as e:
+            raise ConfigError(f"{f} is not a readable Parquet file ({str(e).splitlines()[0]})") from None
     import ray
 
     if ray.is_initialized():
@@ -166,7 +174,15 @@ def _is_scalar(t: pa.DataType) -> bool:
 
 @register("parquet")
 def parquet(cfg: DatasetConfig, size: int) -> SampleSet:
-    table = read_table(require_root(cfg, "a Parquet file or a directory of Parquet files"))
+    root = require_root(cfg, "a Parquet file or a directory of Parquet files")
+    table = read_table(root)
+    if len(table) == 0:
+        raise ConfigError(f"dataset.root={str(root)!r} holds a table with no rows; give at least 2 samples")
+    for column in ("sample_id", "label"):  # identities and class indices: integers, never parsed from text
+        if column in table.column_names and not pa.types.is_integer(table.schema.field(column).type):
+            raise ConfigError(f"column {column!r} of dataset.root={str(root)!r} has type "
+                              f"{table.schema.field(column).type}; it must hold integers"
+                              + (" (class indices 0, 1, 2, …)" if column == "label" else ""))
     if "sample_id" not in table.column_names:
         table = table.append_column("sample_id", pa.array(np.arange(len(table), dtype=np.int64)))
     if "split" in table.column_names and cfg.split != "all":

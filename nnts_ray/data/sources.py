@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnts_ray.config import DatasetConfig
+from nnts_ray.config import DatasetConfig, SyntheticConfig
 from nnts_ray.data.base import SampleSet, register, resize
 
 
@@ -22,10 +22,11 @@ def digits(cfg: DatasetConfig, size: int) -> SampleSet:
 def synthetic(cfg: DatasetConfig, size: int) -> SampleSet:
     """Seeded images on a low-dimensional manifold: n_classes clusters in an intrinsic_dim latent
     space, pushed through a fixed random smooth map to 1 × size × size pixels."""
+    s = cfg.synthetic or SyntheticConfig()
     rng = np.random.default_rng(cfg.seed)
-    labels = rng.integers(0, cfg.n_classes, size=cfg.n).astype(np.int64)
-    centres = rng.normal(0, 2.0, size=(cfg.n_classes, cfg.intrinsic_dim))
-    z = centres[labels] + rng.normal(0, 1.0, size=(cfg.n, cfg.intrinsic_dim))  # (n, m)
-    w = rng.normal(0, 1.0 / np.sqrt(cfg.intrinsic_dim), size=(cfg.intrinsic_dim, size * size))
-    images = np.tanh(z @ w).astype(np.float32).reshape(cfg.n, 1, size, size)
-    return SampleSet(np.arange(cfg.n, dtype=np.int64), labels, images)
+    labels = rng.integers(0, s.n_classes, size=s.n).astype(np.int64)
+    centres = rng.normal(0, 2.0, size=(s.n_classes, s.intrinsic_dim))
+    z = centres[labels] + rng.normal(0, 1.0, size=(s.n, s.intrinsic_dim))  # (n, m)
+    w = rng.normal(0, 1.0 / np.sqrt(s.intrinsic_dim), size=(s.intrinsic_dim, size * size))
+    images = np.tanh(z @ w).astype(np.float32).reshape(s.n, 1, size, size)
+    return SampleSet(np.arange(s.n, dtype=np.int64), labels, images)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import pickle
 import struct
 from pathlib import Path
@@ -55,13 +56,21 @@ def _concat_splits(parts: dict[str, tuple[np.ndarray, np.ndarray]]) -> SampleSet
 
 def read_idx(path: Path) -> np.ndarray:
     """One IDX file (optionally gzipped) as an array of its declared type and shape."""
-    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    try:
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:  # gzip.BadGzipFile is an OSError
+        raise ConfigError(f"{path} cannot be read as {'a gzipped ' if path.suffix == '.gz' else 'an '}IDX file ({e})") from None
+    if len(raw) < 4:
+        raise ConfigError(f"{path} holds {len(raw)} bytes; an IDX file starts with a 4-byte magic number")
     zero, code, ndim = struct.unpack(">HBB", raw[:4])
     if zero != 0 or code not in _IDX_DTYPES:
         raise ConfigError(f"{path} is not an IDX file (magic {raw[:4].hex()})")
+    if len(raw) < 4 + 4 * ndim:
+        raise ConfigError(f"{path} ends inside its header ({len(raw)} bytes for {ndim} dimensions)")
     dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
     dtype = np.dtype(_IDX_DTYPES[code])
-    expected = int(np.prod(dims)) * dtype.itemsize
+    expected = math.prod(dims) * dtype.itemsize  # Python ints: a forged header cannot overflow
     body = raw[4 + 4 * ndim:]
     if len(body) != expected:
         raise ConfigError(f"{path} holds {len(body)} data bytes; its header {dims} says {expected}")

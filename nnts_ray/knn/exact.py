@@ -1,4 +1,4 @@
-"""Exact k-nearest-neighbour search with the conventions of SPEC §1.
+"""Exact k-nearest-neighbour search with the conventions of RUN_DIRECTORY.md.
 
 All arrays here are in *row space*: row r of a probe point's feature matrix belongs to the r-th
 sample in ascending `sample_id` order, so ordering by row is ordering by sample id and the tie rule
@@ -85,14 +85,28 @@ def exact_d2(queries: np.ndarray, base: np.ndarray, rows: np.ndarray, base_offse
     return out
 
 
+def backend(device: str, kc: int) -> str:
+    """The top-kc path for a device: on CPU FAISS's heaps for small k, GEMM + key selection beyond;
+    on CUDA faiss-gpu where it is installed and k fits its cap, else torch GEMM + top-k."""
+    if device.startswith("cuda"):
+        import faiss
+
+        return "faiss_gpu" if kc <= GPU_FAISS_K_LIMIT and hasattr(faiss, "knn_gpu") else "torch"
+    return "faiss" if kc <= FAISS_CPU_K_LIMIT else "blocked"
+
+
 class ShardIndex:
-    """One database shard of one probe point: rows [offset, offset + len(base)) of the full matrix."""
+    """One database shard of one probe point: rows [offset, offset + len(base)) of the full matrix.
+
+    `device` is where the GEMM runs ("cpu", "cuda", "cuda:1"); `force_backend` overrides the choice of
+    `backend()` — tests run the GPU's torch path on CPU tensors this way, against the CPU path."""
 
     def __init__(self, base: np.ndarray, offset: int = 0, device: str = "cpu", factory: str | None = None,
-                 search_params: str = ""):
+                 search_params: str = "", force_backend: str | None = None):
         self.base = np.ascontiguousarray(base, dtype=np.float32)  # (m, d)
         self.offset = offset
         self.device = device
+        self.force_backend = force_backend
         self.approx = build_approximate(self.base, factory, search_params) if factory else None
 
     def search(self, queries: np.ndarray, need: int, kc: int, refine_ranks: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -103,7 +117,12 @@ class ShardIndex:
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         if kc == 0:
             return np.empty((len(queries), 0), np.float32), np.empty((len(queries), 0), np.int64)
-        d2, local = self._gemm_topk(queries, kc)
+        return self._finish(queries, *self._gemm_topk(queries, kc), need, refine_ranks)
+
+    def _finish(self, queries: np.ndarray, d2: np.ndarray, local: np.ndarray, need: int, refine_ranks: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Candidates as `search` returns them: leading ranks re-scored exactly, boundary ties completed."""
+        kc = d2.shape[1]
         if refine_ranks > 0:
             r = min(kc, refine_ranks + 1 + max(4, refine_ranks // 64))
             head, hrows = sort_rows(exact_d2(queries, self.base, local[:, :r]), local[:, :r])
@@ -112,6 +131,70 @@ class ShardIndex:
         d2, local = self._complete_ties(queries, d2, local, min(need, kc))
         return d2, local + self.offset
 
+    def search_with_sets(self, queries: np.ndarray, query_rows: np.ndarray, need: int, kc: int, refine_ranks: int,
+                         set_ks: list[int]) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+        """`search`, and from the same distances each query's k nearest other samples for every k of
+        `set_ks`, as membership bit sets: (d2, rows, [(q, words) uint64 per k]) — bit j of a query's
+        set is database row j. Exact search on a whole database (offset 0) only.
+
+        The sets follow the tie rule without ordering anything: one partition per query finds the k-th
+        smallest distance t (self excluded by index), members are the rows below t plus the lowest rows
+        at t; a query whose k-th and (k + slack)-th distances are within float error of each other is
+        decided on exact distances instead, like `_complete_ties`."""
+        assert self.offset == 0 and self.approx is None, "sets need the whole database, searched exactly"
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        on_torch = (self.force_backend or backend(self.device, kc)) in ("torch", "faiss_gpu")
+        if on_torch:  # the GPU's path (CI runs it on CPU tensors): distances and order statistics in torch
+            g = torch_distances(queries, self.base, self.device)  # (q, m) torch float32
+            d2, local = _order_ties(*_torch_smallest(g, kc))
+        else:
+            qa, qn = self._gemm_operands(queries)
+            g = self._gemm_block(qa, qn, 0, len(self.base))  # (q, m) float32: the values _blocked_topk selects from
+            best = np.empty((len(queries), kc), np.uint64)
+            kept = self._select_keys(best, 0, g, 0, kc)
+            best = np.ascontiguousarray(best[:, :kept])
+            best.sort(axis=1)
+            d2, local = split_keys(best)
+        d2, local = self._finish(queries, d2, local, need, refine_ranks)
+        g[_index(g, np.arange(len(queries))), _index(g, query_rows)] = np.inf  # self is never its own neighbour
+        return d2, local, self._member_sets(queries, g, set_ks)
+
+    def _member_sets(self, queries: np.ndarray, g, set_ks: list[int]) -> list[np.ndarray]:
+        """Bit sets from distances `g` (q, m), a numpy array or a torch tensor (kept on its device)."""
+        m, q = g.shape[1], len(queries)
+        slack = [candidates_needed(k, m) - 2 for k in set_ks]  # the (k + slack)-th other row, as in a search
+        stats = _order_stats(g, sorted({v for k, s in zip(set_ks, slack) for v in (k - 1, min(s, m - 2))}))
+        tol = 1e-5 * (np.einsum("qd,qd->q", queries, queries) + self.max_sq_norm) + 1e-30
+        words = -(-m // 64)
+        out = []
+        for k, s in zip(set_ks, slack):
+            t = stats[k - 1]  # (q,) the k-th smallest distance to another row
+            member = _numpy(g <= _column(g, t))  # (q, m) bool; more than k where rows tie at t
+            count = member.sum(axis=1)
+            for i in np.flatnonzero(count != k):  # ties at t: keep the lowest rows (the tie rule)
+                at_t = np.flatnonzero(_numpy(g[i]) == t[i])
+                member[i, at_t[k - (count[i] - len(at_t)):]] = False
+            for i in np.flatnonzero(stats[min(s, m - 2)] - t <= tol):  # within float error: exact
+                exact = self._exact_row(queries[i]).astype(np.float32)  # rounded as _complete_ties rounds
+                exact[np.isinf(_numpy(g[i]))] = np.inf  # self stays out
+                member[i] = False
+                member[i, np.lexsort((np.arange(m), exact))[:k]] = True
+            bits = np.zeros((q, words * 8), np.uint8)
+            bits[:, : -(-m // 8)] = np.packbits(member, axis=1)
+            out.append(bits.view(np.uint64))
+        return out
+
+    def _exact_row(self, query: np.ndarray) -> np.ndarray:
+        """Squared distances of one query to every row, by direct differences in float64 (rows read in
+        chunks, so a wide database never makes an (m, d) temporary)."""
+        m = self.base.shape[0]
+        out = np.empty(m, np.float64)
+        step = max(1, _GATHER_BUDGET // max(1, self.base.shape[1]))
+        for lo in range(0, m, step):
+            diff = self.base[lo : lo + step] - query  # (b, d) float32
+            out[lo : lo + step] = np.einsum("bd,bd->b", diff, diff, dtype=np.float64)
+        return out
+
     def _gemm_topk(self, queries: np.ndarray, kc: int) -> tuple[np.ndarray, np.ndarray]:
         if self.approx is not None:  # approximate: missing results (-1) are padded with far points
             d2, local = self.approx.search(queries, kc)
@@ -119,13 +202,18 @@ class ShardIndex:
             local = np.where(missing, 0, local).astype(np.int64)
             d2 = np.where(missing, np.float32(np.inf), d2)
             return sort_rows(np.maximum(d2, 0), local)
-        if self.device.startswith("cuda"):
-            return _order_ties(*_gpu_topk(queries, self.base, kc, self.device))
-        if kc > FAISS_CPU_K_LIMIT:
+        path = self.force_backend or backend(self.device, kc)
+        if path == "blocked":
             return self._blocked_topk(queries, kc)  # ordered by (distance, row) already
+        if path == "torch":
+            return _order_ties(*torch_topk(queries, self.base, kc, self.device))
         import faiss
 
-        d2, local = faiss.knn(queries, self.base, kc)  # squared L2, float32
+        if path == "faiss_gpu":
+            res = faiss.StandardGpuResources()
+            d2, local = faiss.knn_gpu(res, queries, self.base, kc, device=_cuda_index(self.device))
+        else:
+            d2, local = faiss.knn(queries, self.base, kc)  # squared L2, float32
         return _order_ties(np.maximum(d2, 0), local.astype(np.int64))
 
     def _complete_ties(self, queries: np.ndarray, d2: np.ndarray, local: np.ndarray, need: int) -> tuple[np.ndarray, np.ndarray]:
@@ -138,7 +226,7 @@ class ShardIndex:
             suspect = np.flatnonzero(d2[:, -1] - d2[:, need - 1] <= tol)
             if len(suspect):
                 every = np.broadcast_to(np.arange(m, dtype=np.int64), (len(suspect), m))
-                full = exact_d2(queries[suspect], self.base, every)
+                full = np.stack([self._exact_row(queries[i]) for i in suspect]).astype(np.float32)
                 fd, fr = sort_rows(full, np.array(every))
                 d2[suspect], local[suspect] = fd[:, :kc], fr[:, :kc]
         return d2, local
@@ -154,33 +242,48 @@ class ShardIndex:
         LeNet-5's output at k = 12,000, one thread, GEMM included: 1.31 s against 2.39 s for
         torch.topk plus a re-sort of every row holding equal distances (most rows of a narrow layer at
         this k), 2.12 s for np.argpartition (`python -m nnts_ray.benchmarks.selection`)."""
-        assert sys.byteorder == "little", "the uint64 key layout assumes a little-endian machine"
-        if not hasattr(self, "_aug"):
-            self._aug = np.hstack([self.base, np.einsum("md,md->m", self.base, self.base)[:, None]])  # (m, d+1)
-        qa = np.hstack([-2.0 * queries, np.ones((len(queries), 1), np.float32)])  # (q, d+1)
-        qn = np.einsum("qd,qd->q", queries, queries)[:, None]  # (q, 1)
+        qa, qn = self._gemm_operands(queries)
         m, q = self.base.shape[0], len(queries)
         step = max(kc, _BLOCK_BUDGET // max(1, q))
         best = np.empty((q, kc), np.uint64)  # kept keys, unsorted until the last block
         kept = 0  # valid columns of best
         for lo in range(0, m, step):
-            block = qa @ self._aug[lo : lo + step].T  # (q, b) float32
-            block += qn
-            np.maximum(block, 0, out=block)
-            block += np.float32(0)  # -0.0 -> +0.0: the sign bit would sort it last
-            cols = np.arange(lo, lo + block.shape[1], dtype=np.uint64)
-            for s in range(0, q, _KEY_ROWS):  # rows a few at a time: keys of a chunk stay in cache
-                keys = np.empty((min(_KEY_ROWS, q - s), kept + block.shape[1]), np.uint64)
-                keys[:, :kept] = best[s : s + _KEY_ROWS, :kept]
-                np.left_shift(block[s : s + _KEY_ROWS].view(np.uint32), np.uint64(32), out=keys[:, kept:], dtype=np.uint64)
-                keys[:, kept:] |= cols
-                if keys.shape[1] > kc:
-                    keys = np.partition(keys, kc - 1, axis=1)[:, :kc]
-                best[s : s + _KEY_ROWS, : keys.shape[1]] = keys
-            kept = min(kc, kept + block.shape[1])
+            kept = self._select_keys(best, kept, self._gemm_block(qa, qn, lo, min(m, lo + step)), lo, kc)
         best = np.ascontiguousarray(best[:, :kept])
         best.sort(axis=1)
         return split_keys(best)
+
+    def _gemm_operands(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(queries augmented with a 1 column (q, d+1), ‖q‖² (q, 1)); builds the base's (m, d+1) once."""
+        assert sys.byteorder == "little", "the uint64 key layout assumes a little-endian machine"
+        if not hasattr(self, "_aug"):
+            self._aug = np.hstack([self.base, np.einsum("md,md->m", self.base, self.base)[:, None]])  # (m, d+1)
+        qa = np.hstack([-2.0 * queries, np.ones((len(queries), 1), np.float32)])  # (q, d+1)
+        return qa, np.einsum("qd,qd->q", queries, queries)[:, None]
+
+    def _gemm_block(self, qa: np.ndarray, qn: np.ndarray, lo: int, hi: int) -> np.ndarray:
+        """Squared distances (q, hi - lo) float32 to base rows [lo, hi) by one sgemm, clamped at +0."""
+        block = qa @ self._aug[lo:hi].T  # (q, b) float32 = ‖b‖² − 2 q·b
+        block += qn
+        np.maximum(block, 0, out=block)
+        block += np.float32(0)  # -0.0 -> +0.0: the sign bit would sort it last
+        return block
+
+    @staticmethod
+    def _select_keys(best: np.ndarray, kept: int, block: np.ndarray, lo: int, kc: int) -> int:
+        """Merge a distance block (columns = rows lo…) into `best`, the kept kc smallest (distance, row)
+        keys of every query; returns how many columns of `best` are now valid."""
+        cols = np.arange(lo, lo + block.shape[1], dtype=np.uint64)
+        q = len(block)
+        for s in range(0, q, _KEY_ROWS):  # rows a few at a time: keys of a chunk stay in cache
+            keys = np.empty((min(_KEY_ROWS, q - s), kept + block.shape[1]), np.uint64)
+            keys[:, :kept] = best[s : s + _KEY_ROWS, :kept]
+            np.left_shift(block[s : s + _KEY_ROWS].view(np.uint32), np.uint64(32), out=keys[:, kept:], dtype=np.uint64)
+            keys[:, kept:] |= cols
+            if keys.shape[1] > kc:
+                keys = np.partition(keys, kc - 1, axis=1)[:, :kc]
+            best[s : s + _KEY_ROWS, : keys.shape[1]] = keys
+        return min(kc, kept + block.shape[1])
 
     @property
     def max_sq_norm(self) -> float:
@@ -208,24 +311,68 @@ def build_approximate(base: np.ndarray, factory: str, search_params: str, train_
     return index
 
 
-def _gpu_topk(queries: np.ndarray, base: np.ndarray, kc: int, device: str) -> tuple[np.ndarray, np.ndarray]:
-    """GPU path: faiss-gpu brute force where k fits its cap, torch GEMM + topk beyond (float32, TF32 off)."""
+def _cuda_index(device: str) -> int:
+    return int(device.split(":")[1]) if ":" in device else 0
+
+
+def torch_distances(queries: np.ndarray, base: np.ndarray, device: str):
+    """Squared distances (q, m) as a torch float32 tensor on `device` (TF32 off), clamped at 0."""
     import torch
 
-    if kc <= GPU_FAISS_K_LIMIT:
-        import faiss
-
-        if hasattr(faiss, "knn_gpu"):
-            res = faiss.StandardGpuResources()
-            d2, local = faiss.knn_gpu(res, queries, base, kc, device=int(device.split(":")[-1] or 0) if ":" in device else 0)
-            return np.maximum(d2, 0), local.astype(np.int64)
     torch.backends.cuda.matmul.allow_tf32 = False
+    with torch.no_grad():  # not inference_mode: the caller masks self in place
+        q = torch.from_numpy(np.ascontiguousarray(queries)).to(device)
+        b = torch.from_numpy(np.ascontiguousarray(base)).to(device)
+        return ((q * q).sum(1, keepdim=True) + (b * b).sum(1)[None, :] - 2.0 * (q @ b.T)).clamp_min_(0)
+
+
+def _torch_smallest(d2, kc: int) -> tuple[np.ndarray, np.ndarray]:
+    import torch
+
     with torch.inference_mode():
-        q = torch.from_numpy(queries).to(device)
-        b = torch.from_numpy(base).to(device)
-        d2 = (q * q).sum(1, keepdim=True) + (b * b).sum(1)[None, :] - 2.0 * (q @ b.T)
         vals, idx = torch.topk(d2, kc, dim=1, largest=False, sorted=True)
-        return vals.clamp_min_(0).cpu().numpy(), idx.cpu().numpy().astype(np.int64)
+        return vals.cpu().numpy(), idx.cpu().numpy().astype(np.int64)
+
+
+def torch_topk(queries: np.ndarray, base: np.ndarray, kc: int, device: str) -> tuple[np.ndarray, np.ndarray]:
+    """GEMM + top-k in torch on `device` (the GPU path beyond faiss-gpu's k cap; runs on CPU tensors
+    too, which is how CI checks it): float32 with TF32 off, squared distances clamped at 0."""
+    return _torch_smallest(torch_distances(queries, base, device), kc)
+
+
+def _numpy(x) -> np.ndarray:
+    """A numpy view of a numpy array or a (CPU or GPU) torch tensor."""
+    return x if isinstance(x, np.ndarray) else x.cpu().numpy()
+
+
+def _index(g, rows: np.ndarray):
+    """Integer indices for g: the numpy array itself, or a torch tensor on g's device."""
+    if isinstance(g, np.ndarray):
+        return rows
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(rows, dtype=np.int64)).to(g.device)
+
+
+def _column(g, values: np.ndarray):
+    """`values` (q,) as a (q, 1) column of g's kind (numpy, or a torch tensor on g's device)."""
+    if isinstance(g, np.ndarray):
+        return values[:, None]
+    import torch
+
+    return torch.from_numpy(values).to(g.device)[:, None]
+
+
+def _order_stats(g, positions: list[int]) -> dict[int, np.ndarray]:
+    """{p: the (p+1)-th smallest value of every row of g} (0-based positions): one partition of a
+    numpy copy, or torch.kthvalue per position on g's device."""
+    if isinstance(g, np.ndarray):
+        part = np.partition(g, positions, axis=1)  # (q, m) copy
+        return {p: part[:, p].copy() for p in positions}
+    import torch
+
+    with torch.inference_mode():
+        return {p: torch.kthvalue(g, p + 1, dim=1).values.cpu().numpy() for p in positions}
 
 
 def _order_ties(d2: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -260,6 +407,19 @@ def finalize(query_rows: np.ndarray, d2: np.ndarray, rows: np.ndarray, k: int, m
     return Neighbours(rows=rows.astype(np.int64), distance=dist.astype(np.float32))
 
 
+def shard_candidates(index: ShardIndex, queries: np.ndarray, k: int, n: int, refine_ranks: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """One shard's candidates for k neighbours among n samples (self included: k + 1 must be right)."""
+    return index.search(queries, k + 1, candidates_needed(k, n), refine_ranks)
+
+
+def neighbours_of(parts: list[tuple[np.ndarray, np.ndarray]], query_rows: np.ndarray, k: int, n: int,
+                  metric: str) -> Neighbours:
+    """The k neighbours of each query from every shard's candidates: merged, self removed by index."""
+    d2, rows = parts[0] if len(parts) == 1 else merge_candidates(parts, candidates_needed(k, n))
+    return finalize(query_rows, d2, rows, k, metric)
+
+
 def knn_rows(
     x: np.ndarray,
     k: int,
@@ -268,6 +428,7 @@ def knn_rows(
     refine_ranks: int = 128,
     shards: int = 1,
     device: str = "cpu",
+    force_backend: str | None = None,
 ) -> Neighbours:
     """k nearest neighbours of every row of x among all rows (single process; the reference path)."""
     n = x.shape[0]
@@ -275,14 +436,13 @@ def knn_rows(
         raise ValueError(f"k={k} is not allowed for n={n} samples; k must be between 1 and n-1")
     xp = prepare(x, metric)
     bounds = np.linspace(0, n, shards + 1).astype(int)
-    indexes = [ShardIndex(xp[lo:hi], lo, device) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
-    kc = candidates_needed(k, n)
+    indexes = [ShardIndex(xp[lo:hi], lo, device, force_backend=force_backend)
+               for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
     out_rows, out_dist = [], []
     for s in range(0, n, query_block):
         q = xp[s : s + query_block]
         qrows = np.arange(s, s + len(q), dtype=np.int64)
-        d2, rows = merge_candidates([ix.search(q, k + 1, kc, refine_ranks) for ix in indexes], kc)
-        nb = finalize(qrows, d2, rows, k, metric)
+        nb = neighbours_of([shard_candidates(ix, q, k, n, refine_ranks) for ix in indexes], qrows, k, n, metric)
         out_rows.append(nb.rows)
         out_dist.append(nb.distance)
     return Neighbours(rows=np.concatenate(out_rows), distance=np.concatenate(out_dist))

@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnts_ray.knn.exact import ShardIndex, candidates_needed, finalize, merge_candidates, prepare
+from nnts_ray.knn.exact import ShardIndex, neighbours_of, prepare, shard_candidates
 
 
 def exact_rows(x: np.ndarray, query_rows: np.ndarray, k: int, metric: str, base_block: int = 65536) -> np.ndarray:
     """Exact k-NN rows of x[query_rows] among all rows, the database read in blocks (x may be a memmap)."""
     n = x.shape[0]
     q = prepare(x[query_rows], metric)
-    kc = candidates_needed(k, n)
-    parts = []
-    for lo in range(0, n, base_block):
-        ix = ShardIndex(prepare(x[lo : lo + base_block], metric), lo)
-        parts.append(ix.search(q, k + 1, kc, refine_ranks=k))
-    d2, rows = merge_candidates(parts, kc)
-    return finalize(query_rows, d2, rows, k, metric).rows
+    parts = [shard_candidates(ShardIndex(prepare(x[lo : lo + base_block], metric), lo), q, k, n, refine_ranks=k)
+             for lo in range(0, n, base_block)]
+    return neighbours_of(parts, query_rows, k, n, metric).rows
 
 
 def recall_at_k(approx_rows: np.ndarray, exact: np.ndarray) -> float:

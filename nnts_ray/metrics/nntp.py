@@ -1,17 +1,27 @@
-"""NNTP — maximal runs of connected neighbour pairs along one model's chain of probe points (SPEC §1).
+"""NNTP — maximal runs of connected neighbour pairs along one model's chain of probe points (RUN_DIRECTORY.md).
 
 A pair {i, j} is connected at probe point v when i→j or j→i is in v's k-NN graph. A run is a maximal
 stretch of positions a..b at which the pair is connected, where gaps of up to `alpha` unconnected
 positions are bridged (alpha = 0: connected at every point from a to b). T[a, b] counts runs that
 start at a and end at b. Pairs are processed in blocks of their smaller id to bound memory.
+The pairs connected at every probe point (T[first, last] for alpha = 0) are also counted per sample:
+each sample's persistent partners.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import polars as pl
 
-from nnts_ray.metrics.nnts import ids_are_rows
+from nnts_ray.metrics.graph import ids_are_rows, to_rows
+
+
+class Nntp(NamedTuple):
+    runs: pl.DataFrame  # first, last, alpha, n_pairs (positions)
+    edges: pl.DataFrame  # position, n_edges = |E_v|
+    partners: np.ndarray  # (n,) int64: partners connected at every probe point, per sample row
 
 
 def connected_pairs(chain: list[tuple[int, pl.LazyFrame]], sample_ids: np.ndarray, k: int, lo: int,
@@ -36,7 +46,7 @@ def connected_pairs(chain: list[tuple[int, pl.LazyFrame]], sample_ids: np.ndarra
     n = len(sample_ids)
     pos, i, j = (rows[c].to_numpy() for c in ("position", "i", "j"))
     if not ids_are_rows(sample_ids):
-        i, j = np.searchsorted(sample_ids, i), np.searchsorted(sample_ids, j)
+        i, j = to_rows(i, sample_ids), to_rows(j, sample_ids)
     if len(pos) == 0:
         return np.zeros(0, np.int64), 0
     positions = int(pos.max()) + 1
@@ -59,26 +69,35 @@ def run_counts(codes: np.ndarray, positions: int, alpha: int) -> pl.DataFrame:
                          "n_pairs": cells[cells > 0].astype(np.int64)})
 
 
+def persistent(codes: np.ndarray, positions: int, n: int, points: int) -> np.ndarray:
+    """(n,) int64: for each sample row, its partners connected at every one of the chain's `points`
+    probe points (codes are unique per (pair, position), so such a pair holds `points` codes)."""
+    pair, count = np.unique(codes // positions, return_counts=True)
+    kept = pair[count == points]
+    return np.bincount(kept // n, minlength=n) + np.bincount(kept % n, minlength=n)
+
+
 def nntp(
     chain: list[tuple[int, pl.LazyFrame]],
     sample_ids: np.ndarray,
     k: int,
     alphas: list[int],
     pair_block: int = 20000,
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(runs, edges) for one model's chain of (position, neighbour rows): runs = (first, last,
-    alpha, n_pairs) over positions; edges = (position, n_edges) = |E_v|, the undirected connected
-    pairs at each probe point."""
+) -> Nntp:
+    """Runs, |E_v| and persistent partners of one model's chain of (position, neighbour rows)."""
     runs, edges = [], []
     sample_ids = np.asarray(sample_ids, dtype=np.int64)
-    for s in range(0, len(sample_ids), pair_block):
-        lo, hi = int(sample_ids[s]), int(sample_ids[min(s + pair_block, len(sample_ids)) - 1])
+    n = len(sample_ids)
+    partners = np.zeros(n, np.int64)
+    for s in range(0, n, pair_block):
+        lo, hi = int(sample_ids[s]), int(sample_ids[min(s + pair_block, n) - 1])
         codes, positions = connected_pairs(chain, sample_ids, k, lo, hi)
         if not len(codes):
             continue
         per_position = np.bincount(codes % positions, minlength=positions)
         edges.append(pl.DataFrame({"position": np.flatnonzero(per_position).astype(np.int64),
                                    "n_edges": per_position[per_position > 0].astype(np.int64)}))
+        partners += persistent(codes, positions, n, len(chain))
         for alpha in alphas:
             runs.append(run_counts(codes, positions, alpha).with_columns(alpha=pl.lit(alpha, pl.Int64)))
     empty_runs = {"first": pl.Int64, "last": pl.Int64, "alpha": pl.Int64, "n_pairs": pl.Int64}
@@ -88,7 +107,7 @@ def nntp(
     )
     edge_table = (pl.concat(edges).group_by("position").agg(pl.col("n_edges").sum()).sort("position")
                   if edges else pl.DataFrame(schema={"position": pl.Int64, "n_edges": pl.Int64}))
-    return run_table, edge_table
+    return Nntp(run_table, edge_table, partners)
 
 
 def check_identity(runs: pl.DataFrame, edges: pl.DataFrame) -> None:

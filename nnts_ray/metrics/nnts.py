@@ -1,7 +1,7 @@
-"""NNTS — per-sample Jaccard of k-NN sets between probe points (SPEC §1), with Polars.
+"""NNTS — per-sample Jaccard of k-NN sets between probe points (RUN_DIRECTORY.md), with Polars.
 
 Input is one LazyFrame of neighbour rows `(sample_id, rank, neighbour_id)` per probe point, in the
-order of a list of `Probe`s (any mix of models: cross-model pairs come out of the same computation).
+order of a list of `ProbePoint`s (any mix of models: cross-model pairs come out of the same computation).
 Each probe point is scanned on its own: a filter on a concatenation of scans reads every scan.
 For one k and one block of samples, every (sample, neighbour) row gets a bit mask of the probes in
 whose top-k it appears; the intersection of probes a and b for a sample is then the number of its
@@ -16,20 +16,17 @@ Sample blocks bound memory in all three.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from itertools import combinations
+from typing import Callable, Mapping
 
 import numpy as np
 import polars as pl
 
+from nnts_ray.metrics.graph import ids_are_rows, jaccard, to_rows
+from nnts_ray.plan import ProbePoint
+
 MASK_BITS = 62  # probes per mask (int64, sign bit unused)
-
-
-@dataclass(frozen=True)
-class Probe:
-    model: str
-    layer: str
-    position: int
+PER_SAMPLE_PAIRS = ("within", "all", "none")  # which pairs get per-sample rows
 
 
 def chance_levels(k: int, n: int) -> tuple[float, float]:
@@ -65,27 +62,10 @@ def pair_index(n_probes: int) -> tuple[np.ndarray, np.ndarray]:
     return pairs[:, 0], pairs[:, 1]
 
 
-def ids_are_rows(sample_ids: np.ndarray) -> bool:
-    """Sorted unique ids 0..n-1: an id is its own row, so no lookup is needed."""
-    n = len(sample_ids)
-    return n > 0 and sample_ids[0] == 0 and sample_ids[-1] == n - 1
-
-
 def use_bitsets(k: int, n: int) -> bool:
     """Dense neighbourhoods (k a sizeable fraction of n, e.g. the paper's k = n/5) are cheaper as
     bit sets of n bits per sample and probe than as rows to group."""
     return k * 64 >= n
-
-
-def intersections(
-    frames: list[pl.LazyFrame], sample_ids: np.ndarray, k: int, sample_block: int,
-    bitset_bytes: int = 1 << 28, method: str = "auto",
-) -> pl.DataFrame:
-    """Per-sample |K_a ∩ K_b| for every pair a < b of the probe points whose neighbour rows are
-    `frames`: columns sample_id, probe_a, probe_b, intersection, ordered by (probe_a, probe_b, sample_id)."""
-    sample_ids = np.asarray(sample_ids, dtype=np.int64)
-    counts = intersection_counts(frames, sample_ids, k, sample_block, bitset_bytes, method)
-    return _pair_frame(sample_ids, len(frames), counts)
 
 
 def intersection_counts(
@@ -154,18 +134,6 @@ def _group_by_intersections(frames: list[pl.LazyFrame], sample_ids: np.ndarray, 
     return ordered["intersection"].to_numpy().reshape(n_pairs, len(sample_ids))
 
 
-def _pair_frame(sample_ids: np.ndarray, n_probes: int, counts: np.ndarray) -> pl.DataFrame:
-    """The intersections layout from counts (pairs, n) in combinations order."""
-    pa, pb = pair_index(n_probes)
-    n = len(sample_ids)
-    return pl.DataFrame({
-        "sample_id": np.tile(sample_ids, len(pa)),
-        "probe_a": np.repeat(pa, n),
-        "probe_b": np.repeat(pb, n),
-        "intersection": counts.ravel().astype(np.int64),
-    }, schema={"sample_id": pl.Int64, "probe_a": pl.Int32, "probe_b": pl.Int32, "intersection": pl.Int64})
-
-
 def _probe_rows(frame: pl.LazyFrame, sample_ids: np.ndarray, ids: np.ndarray, k: int, dense: bool
                 ) -> pl.LazyFrame:
     """Query for (row of the sample within `ids`, column of the neighbour in `sample_ids`) of the
@@ -182,7 +150,7 @@ def _to_rows(df: pl.DataFrame, sample_ids: np.ndarray, ids: np.ndarray, dense: b
              ordered: bool) -> tuple[np.ndarray, np.ndarray]:
     row, col = df["row"].to_numpy(), df["col"].to_numpy()
     if not dense:
-        row, col = np.searchsorted(ids, row), np.searchsorted(sample_ids, col)
+        row, col = to_rows(row, ids), to_rows(col, sample_ids)
     if ordered and len(row) and np.any(row[1:] < row[:-1]):  # tables are written in order; sort only if not
         order = np.argsort(row, kind="stable")
         row, col = row[order], col[order]
@@ -199,8 +167,7 @@ def _member_cells(frame: pl.LazyFrame, sample_ids: np.ndarray, ids: np.ndarray, 
         cells = query.select(cell=(pl.col("sample_id") - int(ids[0])) * width + pl.col("neighbour_id")).collect()
         return [c.to_numpy(zero_copy_only=True) for c in cells.to_arrow().column(0).chunks]
     got = query.select("sample_id", "neighbour_id").collect()
-    row = np.searchsorted(ids, got["sample_id"].to_numpy())
-    return [row * width + np.searchsorted(sample_ids, got["neighbour_id"].to_numpy())]
+    return [to_rows(got["sample_id"].to_numpy(), ids) * width + to_rows(got["neighbour_id"].to_numpy(), sample_ids)]
 
 
 def _bitset_intersections(frames: list[pl.LazyFrame], sample_ids: np.ndarray, k: int, step: int) -> np.ndarray:
@@ -280,7 +247,7 @@ def _mask_intersections(frames: list[pl.LazyFrame], sample_ids: np.ndarray, k: i
     return result
 
 
-def _names(probes: list[Probe], index: np.ndarray, side: str) -> list[pl.Series]:
+def _names(probes: list[ProbePoint], index: np.ndarray, side: str) -> list[pl.Series]:
     """model_<side> and layer_<side> string columns for an array of probe indices (a gather from the
     L names: no join, the row order is kept)."""
     idx = pl.Series(index, dtype=pl.UInt32)
@@ -290,28 +257,39 @@ def _names(probes: list[Probe], index: np.ndarray, side: str) -> list[pl.Series]
 
 def nnts(
     frames: list[pl.LazyFrame],
-    probes: list[Probe],
+    probes: list[ProbePoint],
     sample_ids: np.ndarray,
     ks: list[int],
     sample_block: int = 20000,
+    per_sample: str = "all",
+    tick: Callable[[str], None] = lambda note: None,
+    counted: Mapping[int, np.ndarray] | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(nnts table, per-sample table) in the SPEC §4 layouts.
+    """(nnts table, per-sample table) in the layouts of nnts_ray.schemas (NNTS, PER_SAMPLE).
 
     The nnts table holds every ordered pair including the diagonal (a symmetric L×L matrix with
     ones on the diagonal, by definition), ordered by (k, probe_a, probe_b); the per-sample table holds
-    pairs a < b in probe order, ordered by (k, probe_a, probe_b, sample_id). Both are assembled from
-    the count arrays in that order, so nothing is joined or sorted.
+    pairs a < b in probe order — all of them, those within one model, or none (`per_sample`) —
+    ordered by (k, probe_a, probe_b, sample_id). Both are assembled from the count arrays in that
+    order, so nothing is joined or sorted. `counted`: k -> (pairs, n) intersections already counted
+    (the neighbours stage's set intersections), used instead of the tables for those k.
     """
+    if per_sample not in PER_SAMPLE_PAIRS:
+        raise ValueError(f"per_sample={per_sample!r}; choose one of {PER_SAMPLE_PAIRS}")
     sample_ids = np.asarray(sample_ids, dtype=np.int64)
     n, n_probes = len(sample_ids), len(probes)
     pa, pb = pair_index(n_probes)
+    keep = {"all": np.ones(len(pa), bool), "none": np.zeros(len(pa), bool),
+            "within": np.array([probes[a].model == probes[b].model for a, b in zip(pa, pb)], bool)}[per_sample]
     grid_a, grid_b = np.divmod(np.arange(n_probes * n_probes), n_probes)
-    summary, per_sample = [], []
+    summary, rows = [], []
     for k in ks:
-        counts = intersection_counts(frames, sample_ids, k, sample_block)  # (pairs, n)
-        jaccard = counts / (2 * k - counts)
+        counts = (counted or {}).get(k)
+        if counts is None:
+            counts = intersection_counts(frames, sample_ids, k, sample_block)  # (pairs, n)
+        jac = jaccard(counts, k)
         matrices = []
-        for per_pair in (jaccard.mean(axis=1), (counts / k).mean(axis=1)):  # per sample, then averaged
+        for per_pair in (jac.mean(axis=1), (counts / k).mean(axis=1)):  # per sample, then averaged
             m = np.eye(n_probes)
             m[pa, pb] = m[pb, pa] = per_pair
             matrices.append(m.ravel())
@@ -324,9 +302,20 @@ def nnts(
             pl.Series("chance_overlap", np.full(n_probes * n_probes, co)),
             pl.Series("n_samples", np.full(n_probes * n_probes, n), dtype=pl.Int64),
         ]))
-        pairs = _pair_frame(sample_ids, n_probes, counts)
-        per_sample.append(pairs.with_columns(
-            *_names(probes, pairs["probe_a"].to_numpy(), "a"), *_names(probes, pairs["probe_b"].to_numpy(), "b"),
-            k=pl.lit(k, pl.Int64), jaccard=pl.Series(jaccard.ravel()),
-        ).select("sample_id", "model_a", "layer_a", "model_b", "layer_b", "k", "intersection", "jaccard"))
-    return pl.concat(summary), pl.concat(per_sample)
+        rows.append(per_sample_rows(sample_ids, probes, pa[keep], pb[keep], k, counts[keep], jac[keep]))
+        tick(f"NNTS k={k}")
+    return pl.concat(summary), pl.concat(rows)
+
+
+def per_sample_rows(sample_ids: np.ndarray, probes: list[ProbePoint], pa: np.ndarray, pb: np.ndarray, k: int,
+                    counts: np.ndarray, jac: np.ndarray) -> pl.DataFrame:
+    """The per-sample table (schemas.PER_SAMPLE) of pairs (pa[i], pb[i]) from their (pairs, n) counts."""
+    n = len(sample_ids)
+    ia, ib = np.repeat(pa, n), np.repeat(pb, n)
+    return pl.DataFrame([
+        pl.Series("sample_id", np.tile(sample_ids, len(pa)), dtype=pl.Int64),
+        *_names(probes, ia, "a"), *_names(probes, ib, "b"),
+        pl.Series("k", np.full(len(ia), k), dtype=pl.Int64),
+        pl.Series("intersection", counts.ravel(), dtype=pl.Int64),
+        pl.Series("jaccard", jac.ravel(), dtype=pl.Float64),
+    ])

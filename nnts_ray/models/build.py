@@ -28,7 +28,8 @@ from torch import nn
 from nnts_ray.config import ConfigError, ModelConfig
 from nnts_ray.io import atomic_path, write_json
 from nnts_ray.models import zoo
-from nnts_ray.reuse import digest_arrays
+from nnts_ray.plan import ModelPlan
+from nnts_ray.progress import Progress
 
 
 def build_model(cfg: ModelConfig, in_channels: int, num_classes: int) -> nn.Module:
@@ -47,6 +48,10 @@ def load_state(path: str | Path, what: str) -> dict:
     except pickle.UnpicklingError as e:
         raise ConfigError(f"{what}={str(path)!r} was refused: it is not a plain state_dict (loading it would run "
                           f"pickled code). Save model.state_dict() instead. ({str(e).splitlines()[0]})") from e
+    except Exception as e:  # noqa: BLE001 — empty, truncated or foreign files fail in many ways
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"{what}={str(path)!r} is not a readable torch state_dict file ({first}); "
+                          f"save it with torch.save(model.state_dict(), path)") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
@@ -78,18 +83,28 @@ def train(model: nn.Module, images: np.ndarray, labels: np.ndarray, cfg: ModelCo
         start = int(resume["epoch"])
     model.train()
     t0 = time.perf_counter()
-    for _ in range(start, cfg.train.epochs):
-        for idx in torch.randperm(len(x), generator=gen).split(cfg.train.batch_size):
-            opt.zero_grad()
-            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
-            loss.backward()
-            opt.step()
+    per_epoch = -(-len(x) // cfg.train.batch_size)
+    with Progress(f"training {cfg.name}", (cfg.train.epochs - start) * per_epoch, "batches") as progress:
+        for epoch in range(start, cfg.train.epochs):
+            loss_sum = correct = seen = 0.0
+            for idx in torch.randperm(len(x), generator=gen).split(cfg.train.batch_size):
+                opt.zero_grad()
+                logits = model(x[idx])
+                loss = nn.functional.cross_entropy(logits, y[idx])
+                loss.backward()
+                opt.step()
+                loss_sum += loss.item() * len(idx)
+                correct += (logits.argmax(1) == y[idx]).sum().item()
+                seen += len(idx)
+                progress.advance(1, f"epoch {epoch + 1}/{cfg.train.epochs}, loss {loss_sum / seen:.4f}, "
+                                    f"accuracy {correct / seen:.3f}")
     state = {"optimizer": opt.state_dict(), "generator": gen.get_state(), "rng": torch.get_rng_state(),
              "epoch": cfg.train.epochs}
     model.eval()
     with torch.inference_mode():
         acc = float((model(x).argmax(1) == y).float().mean())
-    return {"epochs": cfg.train.epochs, "resumed_from_epoch": start, "train_accuracy": acc,
+    return {"optimizer": f"Adam(lr={cfg.train.lr}), cross-entropy, minibatch {cfg.train.batch_size}, shuffled each epoch",
+            "epochs": cfg.train.epochs, "resumed_from_epoch": start, "train_accuracy": acc,
             "seconds": time.perf_counter() - t0}, state
 
 
@@ -136,7 +151,7 @@ def _trained(model: nn.Module, cfg: ModelConfig, images: np.ndarray, labels: np.
     if cache.weights(epochs).is_file():
         model.load_state_dict(load_state(cache.weights(epochs), "training cache"))
         info = json.loads(cache.info(epochs).read_text()) if cache.info(epochs).is_file() else {}
-        return {**info, "weights": "trained_cached", "cache": str(cache.weights(epochs))}
+        return {**info, "source": "trained_cached", "cache": str(cache.weights(epochs))}
     resume = None
     start = cache.latest_before(epochs)
     if start is not None:
@@ -144,26 +159,22 @@ def _trained(model: nn.Module, cfg: ModelConfig, images: np.ndarray, labels: np.
         resume = torch.load(cache.resume(start), map_location="cpu", weights_only=True)
     info, state = train(model, images, labels, cfg, resume)
     cache.save(model, state, info)
-    return {**info, "weights": "trained", "cache": str(cache.weights(epochs))}
+    return {**info, "source": "trained", "cache": str(cache.weights(epochs))}
 
 
-def prepare_model(cfg: ModelConfig, images: np.ndarray, labels: np.ndarray | None, data_key: str,
+def prepare_model(mp: ModelPlan, images: np.ndarray, labels: np.ndarray | None, data_digest: str,
                   cache_dir: str) -> tuple[nn.Module, dict]:
-    """The model in eval mode plus a record of where its weights came from.
-
-    `data_key` names the data for the log; the training cache is keyed by the data's content."""
-    in_channels = cfg.in_channels or images.shape[1]
-    num_classes = int(labels.max()) + 1 if labels is not None else 10
-    model = build_model(cfg, in_channels, num_classes)
+    """The model in eval mode plus a record of where its weights came from (`source`)."""
+    cfg = mp.config
+    model = build_model(cfg, mp.in_channels, mp.num_classes)
     if cfg.checkpoint:
         load_weights(model, load_state(cfg.checkpoint, "model.checkpoint"), f"model.checkpoint={cfg.checkpoint!r}")
-        return model.eval(), {"weights": "checkpoint", "checkpoint": cfg.checkpoint}
+        return model.eval(), {"source": "checkpoint", "checkpoint": cfg.checkpoint}
     if zoo.wants_pretrained(cfg):
         load_weights(model, zoo.pretrained_state(cfg, model), f"pretrained weights of {cfg.arch}")
-        return model.eval(), {"weights": "pretrained", "source": {k: cfg.kwargs[k] for k in zoo.PRETRAINED_KEYS
-                                                                 if k in cfg.kwargs}}
+        return model.eval(), {"source": "pretrained", "library_weights": {k: cfg.kwargs[k] for k in zoo.PRETRAINED_KEYS
+                                                                         if k in cfg.kwargs}}
     if not (cfg.train.enabled and labels is not None):
-        return model.eval(), {"weights": "random_init", "seed": cfg.train.seed}
-    cache = TrainingCache(cache_dir, cfg, in_channels, num_classes, digest_arrays(images, labels))
-    info = _trained(model, cfg, np.asarray(images, dtype=np.float32), labels, cache)
-    return model.eval(), {**info, "data": data_key}
+        return model.eval(), {"source": "random_init", "seed": cfg.train.seed}
+    cache = TrainingCache(cache_dir, cfg, mp.in_channels, mp.num_classes, data_digest)
+    return model.eval(), _trained(model, cfg, np.asarray(images, dtype=np.float32), labels, cache)

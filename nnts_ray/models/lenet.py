@@ -1,4 +1,4 @@
-"""LeNet-5-style network whose FX graph has the paper's probe points (SPEC §1):
+"""LeNet-5-style network whose FX graph has the paper's probe points (the paper's twelve):
 input, C0, R0, P0, C1, R1, P1, C2, R2, M3, R3, O — input, conv, ReLU, max-pool, …, matmul, logits."""
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import typing
 from typing import Any, Callable
 
 import torch
@@ -55,7 +56,7 @@ def build(cfg: ModelConfig, in_channels: int, num_classes: int) -> nn.Module:
     if kind == "timm" and name:
         return _timm(name, cfg, in_channels, num_classes)
     if cfg.arch == "target":
-        return _instantiate(import_target(cfg.target), cfg, in_channels, num_classes)
+        return _instantiate(module_factory(cfg.target), cfg, in_channels, num_classes)
     raise ConfigError(f"model.arch={cfg.arch!r} is not allowed; choose one of: {', '.join(ARCHS)}")
 
 
@@ -126,6 +127,24 @@ def _instantiate(factory: Callable[..., Any], cfg: ModelConfig, in_channels: int
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model.target={what!r} returned a {type(model).__name__}, not a torch nn.Module")
     return model
+
+
+def module_factory(path: str | None) -> Callable[..., nn.Module]:
+    """model.target, refused unless it is a torch nn.Module class or a function annotated to return
+    one — decided before anything is called, so a target such as os.system never runs."""
+    factory = import_target(path)
+    if isinstance(factory, type):
+        ok = issubclass(factory, nn.Module)
+    else:
+        try:
+            returns = typing.get_type_hints(factory).get("return")
+        except Exception:  # noqa: BLE001 — builtins and unresolvable annotations: not known to build a module
+            returns = None
+        ok = isinstance(returns, type) and issubclass(returns, nn.Module)
+    if not ok:
+        raise ConfigError(f"model.target={path!r} is not an nn.Module: give a torch.nn.Module subclass (or a function "
+                          "annotated '-> nn.Module'), e.g. mypkg.nets.MyNet or torchvision.models.resnet18")
+    return factory
 
 
 def import_target(path: str | None) -> Callable[..., Any]:

@@ -1,83 +1,122 @@
-"""Stage 5: neighbour tables → metrics/*.parquet: NNTS, per-sample, NNTP, layers (Polars), then the\nanalysis suite (nnts_ray.analysis) whose per-layer statistics join layers.parquet."""
+"""Stage 5: neighbour tables → metrics/*.parquet: NNTS, per-sample, NNTP, persistent partners, layers
+(Polars over neighbour ids), then the analysis suite, whose per-layer statistics join layers.parquet."""
 
 from __future__ import annotations
 
 import numpy as np
 import polars as pl
 
-from nnts_ray.analysis.stage import AnalysisInputs, AnalysisSettings, run_analysis
-from nnts_ray.api import metric_tables
-from nnts_ray.config import RunConfig
-from nnts_ray.io import mark_done, write_parquet
-from nnts_ray.metrics.nnts import Probe
+from nnts_ray import schemas
+from nnts_ray.analysis.stage import ANALYSIS_STEPS, AnalysisInputs, AnalysisSettings, run_analysis
+from nnts_ray.io import check_marker, mark_files, read_json, record_digest, say_redone, write_parquet
+from nnts_ray.metrics.tables import metric_tables
 from nnts_ray.naming import RunPaths
-from nnts_ray.schemas import LAYERS, NNTP, NNTS, PER_SAMPLE
+from nnts_ray.plan import ProbePoint, RunPlan
+from nnts_ray.progress import Progress, log
+from nnts_ray.stages import activations
+
+WRITTEN = ("nnts", "nntp", "nntp_partners", "layers")  # always; per_sample and the analysis tables as configured
 
 
-def scan_neighbours(paths: RunPaths, probes: list[Probe]) -> dict[tuple[str, str], pl.LazyFrame]:
-    """A scan of the neighbour table of every probe point, keyed by (model, layer)."""
-    return {(p.model, p.layer): pl.scan_parquet(paths.neighbours_dir(p.model, p.layer) / "*.parquet")
-            for p in probes}
+def scan(paths: RunPaths, p: ProbePoint) -> pl.LazyFrame:
+    """The neighbour table of one probe point (each scanned on its own: a filter on a concatenation of
+    scans reads every scan)."""
+    return pl.scan_parquet(paths.neighbours_dir(p.model, p.layer) / "*.parquet")
 
 
-def run_metrics(paths: RunPaths, rc: RunConfig, sample_ids: np.ndarray, labels: np.ndarray | None,
-                probes: list[Probe], layer_rows: list[dict]) -> None:
-    marker = paths.marker("metrics")
-    if marker.is_file():
-        return
-    nnts_t, per_sample, nntp_t, edges = metric_tables(
-        scan_neighbours(paths, probes), probes, sample_ids, rc.k, rc.metrics.nntp_k, rc.metrics.alpha, rc.metrics.sample_block
-    )
-    write_parquet(nnts_t.to_arrow(), paths.metric("nnts"), NNTS)
-    write_parquet(nntp_t.to_arrow(), paths.metric("nntp"), NNTP)
-    if rc.metrics.per_sample:
-        write_parquet(per_sample.to_arrow(), paths.metric("per_sample"), PER_SAMPLE)
-    first_k = rc.metrics.nntp_k[0] if rc.metrics.nntp_k else None
-    layers = pl.DataFrame(layer_rows, schema={"model": pl.String, "layer": pl.String, "position": pl.Int64,
-                                              "dim": pl.Int64, "shape": pl.String, "reduction": pl.String})
-    e = edges.filter(pl.col("k") == first_k).select("model", "layer", pl.col("n_edges").alias("n_edges_k"))
+def _inputs(plan: RunPlan, paths: RunPaths) -> str:
+    """What the metrics are made from: every probe point's neighbour record, the set intersections'
+    records and the features'."""
+    return record_digest(*(paths.marker("neighbours", p.model, p.layer) for p in plan.probes),
+                         *sorted((paths.root / "_state" / "intersections").glob("*.done")),
+                         *(paths.marker("activations", m.name) for m in plan.models))
+
+
+def counted_intersections(plan: RunPlan, paths: RunPaths) -> dict[int, np.ndarray]:
+    """k -> (pairs, n) int64 per-sample intersections of each set-only k, pairs in combinations
+    order of the plan's probe points, samples in sample_id order (read from intersections/k=<k>/)."""
+    probes = list(plan.probes)
+    index = pl.DataFrame({"model": [p.model for p in probes], "layer": [p.layer for p in probes],
+                          "i": np.arange(len(probes), dtype=np.int64)})
+    out = {}
+    for k in plan.ks.sets:
+        t = (pl.scan_parquet(paths.intersections_root / f"k={k}" / "*.parquet")
+             .join(index.lazy().rename({"model": "model_a", "layer": "layer_a", "i": "a"}), on=["model_a", "layer_a"])
+             .join(index.lazy().rename({"model": "model_b", "layer": "layer_b", "i": "b"}), on=["model_b", "layer_b"])
+             .sort("a", "b", "sample_id").collect())
+        pairs = len(probes) * (len(probes) - 1) // 2
+        assert t.height == pairs * plan.data.n, f"intersections at k={k}: {t.height} rows, {pairs * plan.data.n} expected"
+        out[k] = t["intersection"].to_numpy().astype(np.int64).reshape(pairs, plan.data.n)
+    return out
+
+
+def run(plan: RunPlan, paths: RunPaths) -> dict:
+    marker, inputs = paths.marker("metrics"), _inputs(plan, paths)
+    written = [paths.metric(name) for name in (*WRITTEN, *_recorded_tables(marker))]
+    record, problems = check_marker(marker, {p.stem: p for p in written}, inputs)
+    if record is not None:
+        return {}
+    say_redone("metrics", problems)
+    probes, m = list(plan.probes), plan.config.metrics
+    if plan.ks.analysis and (m.cka or m.embedding):
+        activations.require(paths, probes, "computing the metrics again")
+    ids = plan.source.sample_ids
+    steps = len(plan.ks.nnts) + len(plan.models) * len(plan.ks.nntp) + (ANALYSIS_STEPS if plan.ks.analysis else 0)
+    with Progress(f"metrics ({len(probes)} probe points)", steps, "steps") as progress:
+        core = metric_tables({p.key: scan(paths, p) for p in probes}, probes, ids, plan.ks, m.sample_block,
+                             per_sample="within" if m.per_sample == "none" else m.per_sample, tick=progress.step,
+                             counted=counted_intersections(plan, paths))
+        extra = (run_analysis(_analysis_inputs(plan, paths, core), AnalysisSettings.from_config(m), progress.step)
+                 if plan.ks.analysis else {})
+    tables = {"nnts": (core.nnts, schemas.NNTS), "nntp": (core.nntp, schemas.NNTP),
+              "nntp_partners": (core.partners, schemas.NNTP_PARTNERS)}
+    if m.per_sample != "none":
+        tables["per_sample"] = (core.per_sample, schemas.PER_SAMPLE)
+    layers = pl.DataFrame([(p.model, p.layer, p.position, p.dim, "x".join(map(str, p.shape)), p.reduction)
+                           for p in probes], schema={"model": pl.String, "layer": pl.String, "position": pl.Int64,
+                                                     "dim": pl.Int64, "shape": pl.String, "reduction": pl.String},
+                          orient="row")
+    e = core.edges.filter(pl.col("k") == plan.ks.nntp[0]).select("model", "layer", pl.col("n_edges").alias("n_edges_k"))
     layers = layers.join(e, on=["model", "layer"], how="left", validate="1:1")
-    extra = run_suite(paths, rc, sample_ids, labels, probes, per_sample)
-    stats = extra.pop("layer_stats")
-    layers = layers.join(stats.drop("position"), on=["model", "layer"], how="left", validate="1:1")
-    write_parquet(layers.to_arrow(), paths.metric("layers"), LAYERS)
-    for name, table in extra.items():
-        write_parquet(table.to_arrow(), paths.metric(name))
-    mark_done(marker, {"nnts_rows": nnts_t.height, "nntp_rows": nntp_t.height, "analysis": sorted(extra)})
+    if extra:
+        layers = layers.join(extra.pop("layer_stats").drop("position"), on=["model", "layer"], how="left",
+                             validate="1:1")
+        tables |= {name: (table, None) for name, table in extra.items()}
+    tables["layers"] = (layers, schemas.LAYERS)
+    for name, (table, schema) in tables.items():
+        write_parquet(table.to_arrow(), paths.metric(name), schema)
+    mark_files(marker, {name: paths.metric(name) for name in tables}, {"tables": sorted(tables)}, inputs)
+    log(f"metrics -> {paths.metrics_dir}")
+    return {}
 
 
-def run_suite(paths: RunPaths, rc: RunConfig, sample_ids: np.ndarray, labels: np.ndarray | None,
-              probes: list[Probe], per_sample: pl.DataFrame) -> dict[str, pl.DataFrame]:
-    """The analysis suite (TwoNN, label agreement, null, per class, most changed, partners, CKA,
-    monotonicity) for every k up to metrics.analysis_max_k, each probe's neighbours read once."""
-    m = rc.metrics
-    ks = [k for k in rc.k if k <= m.analysis_max_k]
-    nntp_ks = [k for k in m.nntp_k if k <= m.analysis_max_k]
-    if not ks:
-        return {"layer_stats": pl.DataFrame(schema={"model": pl.String, "layer": pl.String, "position": pl.Int64})}
-    k_read = max(ks + nntp_ks)
+def _recorded_tables(marker) -> list[str]:
+    """The optional tables a previous metrics run recorded (so that a damaged one is noticed)."""
+    try:
+        return [t for t in read_json(marker).get("tables", []) if t not in WRITTEN]
+    except (OSError, ValueError, AttributeError):
+        return []
+
+
+def _analysis_inputs(plan: RunPlan, paths: RunPaths, core) -> AnalysisInputs:
+    """Each probe point's first `ks.analysis_read` ranks read once, as (n, k) arrays."""
+    k_read = plan.ks.analysis_read
     cache: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
 
-    def neighbours(model: str, layer: str, k: int) -> tuple[np.ndarray, np.ndarray]:
-        if (model, layer) not in cache:
-            t = (pl.scan_parquet(paths.neighbours_dir(model, layer) / "*.parquet")
-                 .filter(pl.col("rank") < k_read).sort("sample_id", "rank").collect())
-            cache[(model, layer)] = (t["neighbour_id"].to_numpy().reshape(-1, k_read),
-                                     t["distance"].to_numpy().reshape(-1, k_read))
-        ids, dist = cache[(model, layer)]
+    def neighbours(p: ProbePoint, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if p.key not in cache:
+            t = scan(paths, p).filter(pl.col("rank") < k_read).sort("sample_id", "rank").collect()
+            cache[p.key] = (t["neighbour_id"].to_numpy().reshape(-1, k_read), t["distance"].to_numpy().reshape(-1, k_read))
+        ids, dist = cache[p.key]
         return ids[:, :k], dist[:, :k]
 
-    def features(model: str, layer: str) -> np.ndarray | None:
-        f = paths.activations(model, layer)
-        return np.load(f, mmap_mode="r") if m.cka and f.is_file() else None
+    def features(p: ProbePoint) -> np.ndarray | None:
+        f = paths.activations(p.model, p.layer)
+        return np.load(f, mmap_mode="r") if f.is_file() else None
 
-    ctx = AnalysisInputs(
-        sample_ids=sample_ids, labels=labels, probes=[(p.model, p.layer, p.position) for p in probes], ks=ks,
-        neighbours=neighbours, features=features,
-        per_sample=per_sample.filter(pl.col("k").is_in(ks)) if rc.metrics.per_sample else None, metric=rc.knn.metric,
+    ks = list(plan.ks.analysis)
+    return AnalysisInputs(
+        sample_ids=plan.source.sample_ids, labels=plan.source.labels, probes=list(plan.probes), ks=ks,
+        neighbours=neighbours, features=features, nnts=core.nnts,
+        per_sample=core.per_sample.filter(pl.col("k").is_in(ks)), metric=plan.config.knn.metric,
     )
-    settings = AnalysisSettings(
-        permutations=m.permutations, seed=m.seed, null_max_k=m.null_max_k, twonn_discard=m.twonn_discard,
-        cka_batch=m.cka_batch, cka_max_dim=m.cka_max_dim, most_changed=m.most_changed, nntp_ks=nntp_ks or [ks[0]],
-    )
-    return run_analysis(ctx, settings)

@@ -64,3 +64,26 @@ def test_random_projection_is_seeded_and_nearly_unbiased():
     assert approx.projected.tolist() == [False, True, False] and approx.dims.tolist() == [16, 200, 4]
     assert np.abs(approx.matrix - exact).max() < 0.08  # 0.01-0.05 over seeds 0-4
     assert np.array_equal(approx.matrix, linear_cka(layers, max_dim=200, seed=5).matrix)
+
+
+def test_pairs_split_over_passes_give_the_same_matrix():
+    """A memory budget that fits one cross matrix at a time (one pass per pair) changes nothing."""
+    rng = np.random.default_rng(9)
+    layers = [rng.standard_normal((300, d)) for d in (5, 40, 7, 60)]
+    one_pass = linear_cka(layers, batch=70).matrix
+    many = linear_cka(layers, batch=70, budget=8 * 40 * 60).matrix
+    assert np.array_equal(one_pass, many)
+
+
+def test_only_the_listed_pairs_are_computed_and_equal_the_full_matrix():
+    rng = np.random.default_rng(3)
+    layers = [rng.normal(size=(200, d)) for d in (5, 8, 3, 6)]
+    full = linear_cka(layers, batch=64).matrix
+    some = linear_cka(layers, batch=64, only={(0, 1), (2, 3)}).matrix
+    listed = [(0, 1), (1, 0), (2, 3), (3, 2), *[(i, i) for i in range(4)]]
+    for i in range(4):
+        for j in range(4):
+            if (i, j) in listed:
+                assert some[i, j] == pytest.approx(full[i, j], rel=1e-12, abs=1e-12)
+            else:
+                assert np.isnan(some[i, j])

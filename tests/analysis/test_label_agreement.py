@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from nnts_ray.analysis.graphs import to_rows
+from nnts_ray.metrics.graph import to_rows
 from nnts_ray.analysis.label_agreement import chance_agreement, label_agreement
 
 

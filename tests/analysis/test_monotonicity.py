@@ -4,8 +4,9 @@ import pytest
 from scipy import stats
 
 from nnts_ray.analysis.monotonicity import monotonicity
+from nnts_ray.plan import ProbePoint
 
-PROBES = [("m", "a", 0), ("m", "b", 1), ("m", "c", 4), ("m", "d", 5), ("n", "a", 0), ("n", "b", 1)]
+PROBES = [ProbePoint(*p) for p in [("m", "a", 0), ("m", "b", 1), ("m", "c", 4), ("m", "d", 5), ("n", "a", 0), ("n", "b", 1)]]
 
 
 def _nnts(values: dict[tuple, float], k: int = 10) -> pl.DataFrame:
@@ -17,15 +18,15 @@ def _nnts(values: dict[tuple, float], k: int = 10) -> pl.DataFrame:
 
 def test_monotonicity_matches_scipy_on_the_within_model_pairs():
     rng = np.random.default_rng(0)
-    layers = [p for p in PROBES if p[0] == "m"]
-    values = {((a[0], a[1]), (b[0], b[1])): float(rng.random()) for i, a in enumerate(layers) for b in layers[i + 1 :]}
+    layers = [p for p in PROBES if p.model == "m"]
+    values = {((a.model, a.layer), (b.model, b.layer)): float(rng.random()) for i, a in enumerate(layers) for b in layers[i + 1 :]}
     noise = {
         (("m", "a"), ("n", "b")): 0.9,  # cross-model
         (("m", "b"), ("m", "b")): 1.0,  # diagonal
         (("m", "c"), ("m", "a")): values[("m", "a"), ("m", "c")],  # a pair given again, reversed
     }
     got = monotonicity(_nnts(values | noise), PROBES)
-    pos = {p[1]: p[2] for p in layers}
+    pos = {p.layer: p.position for p in layers}
     distance = [abs(pos[la] - pos[lb]) for (_, la), (_, lb) in values]
     expected = stats.spearmanr(distance, list(values.values()))
     row = got.row(0, named=True)
@@ -34,7 +35,7 @@ def test_monotonicity_matches_scipy_on_the_within_model_pairs():
 
 
 def test_similarity_decaying_with_distance_gives_minus_one_and_too_few_pairs_gives_null():
-    pos = {p[1]: p[2] for p in PROBES if p[0] == "m"}
+    pos = {p.layer: p.position for p in PROBES if p.model == "m"}
     values = {(("m", a), ("m", b)): 1.0 / (1 + abs(pos[a] - pos[b])) for a in pos for b in pos if a < b}
     values[("n", "a"), ("n", "b")] = 0.5
     got = monotonicity(_nnts(values), PROBES).sort("model")

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy.stats import hypergeom
 
-from nnts_ray.analysis.graphs import adjacency
+from nnts_ray.metrics.graph import adjacency
 from nnts_ray.analysis.null import nnts_null, permuted_nnts, relabel
 
 

@@ -4,10 +4,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from nnts_ray.analysis.graphs import to_rows
-from nnts_ray.analysis.per_sample import most_changed, per_class_means, persistent_partners
+from nnts_ray.analysis.per_sample import most_changed, per_class_means
+from nnts_ray.plan import ProbePoint
 
-PROBES = [("m", "in", 0), ("m", "conv", 1), ("m", "out", 3), ("other", "x", 0)]
+PROBES = [ProbePoint(*p) for p in [("m", "in", 0), ("m", "conv", 1), ("m", "out", 3), ("other", "x", 0)]]
 
 
 def _per_sample(rng: np.random.Generator, ids: np.ndarray, pairs: list[tuple], k: int) -> pl.DataFrame:
@@ -56,21 +56,3 @@ def test_most_changed_lists_the_lowest_jaccard_between_consecutive_points(sample
         listed = got.filter(pl.col("layer_a") == layer_a, pl.col("layer_b") == layer_b)
         assert list(zip(listed["jaccard"], listed["sample_id"])) == expected
         assert listed["rank"].to_list() == [0, 1, 2, 3, 4]
-
-
-def test_persistent_partners_match_a_plain_loop(knn, sample_ids):
-    rng = np.random.default_rng(2)
-    ids = sample_ids(120)
-    x = rng.standard_normal((120, 6))
-    chain = [to_rows(knn(x + s * rng.standard_normal(x.shape), 5, ids)[0], ids) for s in (0.0, 0.2, 0.4)]
-    connected = [{frozenset((i, int(j))) for i in range(120) for j in rows[i]} for rows in chain]
-    persistent = set.intersection(*connected)
-    expected = [sum(i in pair for pair in persistent) for i in range(120)]
-    got = persistent_partners(chain)
-    assert got.tolist() == expected and got.sum() == 2 * len(persistent) > 0
-
-
-def test_a_pair_connected_everywhere_along_a_long_chain_is_kept(random_graph):
-    rows = random_graph(np.random.default_rng(3), 50, 4)
-    degree = [len({int(j) for j in rows[i]} | {j for j in range(50) if i in rows[j]}) for i in range(50)]
-    assert persistent_partners([rows] * 12).tolist() == degree

@@ -6,7 +6,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from PIL import Image
 
 from nnts_ray.config import ConfigError, DatasetConfig
 from nnts_ray.data import load_dataset
@@ -115,6 +114,32 @@ def test_parquet_errors_name_the_column(tmp_path):
     with pytest.raises(ConfigError, match="same shape"):
         load_dataset(DatasetConfig(name="parquet", root=str(tmp_path / "ragged.parquet")), 4)
 
+
+
+@pytest.mark.parametrize("columns, message", [
+    ({"label": ["cat", "dog"]}, r"column 'label' of dataset.root=.*bad.parquet' has type string; it must hold integers"),
+    ({"sample_id": ["a0", "a1"]}, r"column 'sample_id' of dataset.root=.*bad.parquet' has type string"),
+    ({"sample_id": [0.5, 1.5]}, r"column 'sample_id' .* has type double"),
+])
+def test_parquet_ids_and_labels_must_be_integers(tmp_path, columns, message):
+    x = np.zeros((2, 1, 4, 4), np.float32)
+    pq.write_table(pa.table({"tensor": x.reshape(2, -1).tolist(), **columns}), tmp_path / "bad.parquet")
+    with pytest.raises(ConfigError, match=message):
+        load_dataset(DatasetConfig(name="parquet", root=str(tmp_path / "bad.parquet")), 4)
+
+
+def test_parquet_without_rows_names_the_file(tmp_path):
+    pq.write_table(pa.table({"tensor": pa.array([], pa.list_(pa.float32()))}), tmp_path / "empty.parquet")
+    with pytest.raises(ConfigError, match=r"empty.parquet' holds a table with no rows"):
+        load_dataset(DatasetConfig(name="parquet", root=str(tmp_path / "empty.parquet")), 4)
+
+
+def test_non_finite_pixels_refused_when_loaded(tmp_path):
+    x = np.zeros((3, 1, 4, 4), np.float32)
+    x[2, 0, 1, 1] = np.nan
+    pq.write_table(pa.table({"tensor": x.reshape(3, -1).tolist(), "sample_id": [7, 8, 9]}), tmp_path / "nan.parquet")
+    with pytest.raises(ConfigError, match=r"1 samples hold non-finite pixel values, NaN or infinite \(first: sample_id 9\)"):
+        load_dataset(DatasetConfig(name="parquet", root=str(tmp_path / "nan.parquet")), 4)
 
 @pytest.mark.ray
 def test_parquet_through_ray_data_equals_pyarrow(tmp_path, ray_cluster):

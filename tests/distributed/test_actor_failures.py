@@ -25,7 +25,7 @@ from tests.distributed.helpers import (
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
-ACTIVATION_ACTOR = "MapWorker(MapBatches(ActivationWriter))"
+ACTIVATION_ACTOR = "ActivationWriter"
 SEARCH_ACTOR = "ShardSearcher"
 
 

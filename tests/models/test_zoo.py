@@ -56,7 +56,8 @@ def test_target_builds_any_module_by_import_path_passing_channels_and_classes():
 @pytest.mark.parametrize("target, message", [
     (None, "give an import path"),
     ("tests.models.nowhere.Net", "cannot be imported"),
-    ("tests.models.tiny.not_a_module", "returned a dict, not a torch nn.Module"),
+    ("tests.models.tiny.not_a_module", "is not an nn.Module: give a torch.nn.Module subclass"),
+    ("tests.models.tiny.lies_about_module", "returned a dict, not a torch nn.Module"),
 ])
 def test_target_errors(target, message):
     with pytest.raises(ConfigError, match=message):

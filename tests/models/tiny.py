@@ -21,6 +21,12 @@ class TinyNet(nn.Module):
 
 
 def not_a_module(**kwargs):
+    """Unannotated: refused before it is ever called."""
+    raise AssertionError("a target not known to build an nn.Module must never be called")
+
+
+def lies_about_module(**kwargs) -> nn.Module:
+    """Annotated as building a module but returns a dict: refused after the call."""
     return {"kwargs": kwargs}
 
 

@@ -4,6 +4,7 @@ the files and schemas a run leaves, neighbours against exact references, metrics
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import polars as pl
@@ -16,8 +17,8 @@ from nnts_ray.config import ConfigError
 from nnts_ray.naming import RunPaths
 from nnts_ray.pipeline import run
 from nnts_ray.schemas import LAYERS, NEIGHBOURS, NNTP, NNTS, PER_SAMPLE
-from tests.conftest import assert_same_neighbours, brute_force_knn
-from tests.core.reference import jaccard_reference, runs_reference, undirected_edges
+from tests.reference import assert_same_neighbours, brute_force_knn
+from tests.reference import jaccard_reference, runs_reference, undirected_edges
 
 PAPER_PROBES = ["input", "C0", "R0", "P0", "C1", "R1", "P1", "C2", "R2", "M3", "R3", "O"]
 
@@ -127,20 +128,25 @@ def test_paper_findings_hold_qualitatively(default_run):
     assert 0 < through < nntp["n_pairs"].sum() / 2  # a small set persists from input to output
 
 
+def _mtimes(paths: RunPaths) -> dict:
+    """Every file of the run (the lock is a flock on the directory: it writes nothing)."""
+    return {p: p.stat().st_mtime_ns for p in paths.root.rglob("*") if p.is_file()}
+
+
 def test_same_config_again_reports_the_finished_run(default_run):
     rc, paths = default_run
-    before = {p: p.stat().st_mtime_ns for p in paths.root.rglob("*") if p.is_file()}
+    before = _mtimes(paths)
     assert run(rc).already_complete
-    assert before == {p: p.stat().st_mtime_ns for p in paths.root.rglob("*") if p.is_file()}
+    assert before == _mtimes(paths)
 
 
 def test_different_config_in_a_finished_run_dir_is_refused_untouched(default_run):
     rc, paths = default_run
-    before = {p: p.stat().st_mtime_ns for p in paths.root.rglob("*") if p.is_file()}
+    before = _mtimes(paths)
     other = load_config([f"run_dir={rc.run_dir}", f"paths.cache_dir={rc.paths.cache_dir}", "k=[15]"])
     with pytest.raises(ConfigError, match="different configuration"):
         run(other)
-    assert before == {p: p.stat().st_mtime_ns for p in paths.root.rglob("*") if p.is_file()}
+    assert before == _mtimes(paths)
 
 
 def test_analysis_suite_tables_are_in_the_default_run(default_run):
@@ -156,11 +162,24 @@ def test_analysis_suite_tables_are_in_the_default_run(default_run):
     want = (t["label"] == t["nl"]).mean()
     assert layers.filter(layer="O")["label_agreement_k15"][0] == pytest.approx(want, abs=1e-12)
     assert layers.filter(layer="O")["label_agreement_k15"][0] > layers.filter(layer="input")["label_agreement_k15"][0]
-    for name in ("cka", "per_class", "most_changed", "nntp_partners", "monotonicity"):
+    for name in ("cka", "per_class", "most_changed", "nntp_partners", "monotonicity", "embedding"):
         assert pl.read_parquet(paths.metric(name)).height > 0, name
-    # two independent implementations agree: Σ persistent partners = 2 · T[input, O]
+    # Σ persistent partners = 2 · T[input, O] (each persistent pair counted at both of its samples)
     partners = pl.read_parquet(paths.metric("nntp_partners")).filter(k=15)["persistent_partners"].sum()
     through = pl.read_parquet(paths.metric("nntp")).filter(k=15, alpha=0, layer_first="input", layer_last="O")
     assert partners == 2 * through["n_pairs"][0]
     mono = pl.read_parquet(paths.metric("monotonicity"))
     assert (mono["spearman_rho"] < -0.5).all()  # similarity decays with distance between probe points
+
+
+def test_run_lock_is_exclusive_writes_nothing_and_names_the_owner(tmp_path):
+    from nnts_ray.io import RunDirInUse, RunLock
+
+    first, second = RunLock(tmp_path / "run"), RunLock(tmp_path / "run")
+    first.acquire()
+    with pytest.raises(RunDirInUse, match=rf"in use by pid {os.getpid()};"):
+        second.acquire()  # flock is per open file: a second open in this process conflicts like another process
+    first.release()
+    second.acquire()  # released: taken over
+    second.release()
+    assert list((tmp_path / "run").iterdir()) == []

@@ -1,7 +1,9 @@
+"""The graph primitives every metric uses: id → row mapping (both paths), intersections, Jaccard."""
+
 import numpy as np
 import pytest
 
-from nnts_ray.analysis.graphs import adjacency, connections, intersections, jaccard, to_rows
+from nnts_ray.metrics.graph import adjacency, ids_are_rows, intersections, jaccard, to_rows
 
 
 @pytest.mark.parametrize("contiguous", [False, True])
@@ -25,9 +27,6 @@ def test_intersections_and_jaccard_match_python_sets(random_graph):
     assert np.allclose(jaccard(got, k), [m / len(set(ra) | set(rb)) for m, ra, rb in zip(expected, a, b)])
 
 
-def test_connections_are_the_union_symmetrisation(random_graph):
-    rows = random_graph(np.random.default_rng(1), 40, 3)
-    expected = {(i, int(j)) for i in range(40) for j in rows[i]}
-    expected |= {(j, i) for i, j in expected}
-    got = connections(rows).tocoo()
-    assert set(zip(got.row.tolist(), got.col.tolist())) == expected and got.data.all()
+def test_ids_are_rows_only_for_zero_to_n_minus_one():
+    assert ids_are_rows(np.arange(5)) and not ids_are_rows(np.arange(1, 6)) and not ids_are_rows(np.array([0, 2, 4]))
+    assert not ids_are_rows(np.array([], np.int64))

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import polars as pl
 
-Probe = tuple[str, str, int]  # (model, layer, position), listed in chain order
+from nnts_ray.plan import ProbePoint
 
 
-def probe_table(probes: list[Probe]) -> pl.DataFrame:
+def probe_table(probes: list[ProbePoint]) -> pl.DataFrame:
     """model, layer, position, and step: the probe's index within its own model's chain."""
-    df = pl.DataFrame(probes, schema={"model": pl.String, "layer": pl.String, "position": pl.Int64}, orient="row")
+    df = pl.DataFrame([(p.model, p.layer, p.position) for p in probes],
+                      schema={"model": pl.String, "layer": pl.String, "position": pl.Int64}, orient="row")
     return df.with_columns(step=pl.int_range(pl.len(), dtype=pl.Int64).over("model"))
 
 
-def within_model(pairs: pl.DataFrame, probes: list[Probe], keys: list[str]) -> pl.DataFrame:
+def within_model(pairs: pl.DataFrame, probes: list[ProbePoint], keys: list[str]) -> pl.DataFrame:
     """Same-model rows of a (model_a, layer_a, model_b, layer_b, *keys, …) table, one per unordered pair.
 
     Adds model, position_a/b and step_a/b; orients each row so that a precedes b in the chain (values

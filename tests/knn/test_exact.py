@@ -7,7 +7,7 @@ import pytest
 from sklearn.neighbors import NearestNeighbors
 
 from nnts_ray.knn.exact import knn_rows
-from tests.conftest import assert_same_neighbours, brute_force_knn
+from tests.reference import assert_same_neighbours, brute_force_knn
 
 
 def test_ties_and_duplicates_follow_distance_then_id_exactly():

@@ -7,8 +7,9 @@ import polars as pl
 import pytest
 
 from nnts_ray.api import analyse
-from tests.conftest import brute_force_knn
-from tests.core.reference import jaccard_reference, runs_reference, undirected_edges
+from tests.reference import (
+    brute_force_knn, jaccard_reference, persistent_partners_reference, runs_reference, undirected_edges,
+)
 
 
 def _chain(n=240, seed=0):
@@ -78,6 +79,25 @@ def test_nntp_matches_walking_every_pair(chain_result, alpha, k):
     assert got == want
 
 
+@pytest.mark.parametrize("k", [4, 15])
+def test_persistent_partners_match_sets(chain_result, k):
+    feats, ids, res = chain_result
+    edges = [undirected_edges(_sets(x, k, ids), ids) for x in feats.values()]
+    want = persistent_partners_reference(edges, ids.tolist())
+    got = dict(res.partners.filter(k=k).select("sample_id", "persistent_partners").iter_rows())
+    assert got == want
+    t_first_last = res.nntp.filter(k=k, alpha=0, layer_first="a", layer_last="e")["n_pairs"].sum()
+    assert sum(got.values()) == 2 * t_first_last  # each persistent pair counted at both ends
+
+
+def test_a_pair_connected_everywhere_along_a_long_chain_is_persistent():
+    x = np.random.default_rng(3).standard_normal((50, 3)).astype(np.float32)
+    res = analyse([x] * 12, k=4)
+    rows, _ = brute_force_knn(x, 4)
+    degree = [len({int(j) for j in rows[i]} | {j for j in range(50) if i in rows[j]}) for i in range(50)]
+    assert res.partners.sort("sample_id")["persistent_partners"].to_list() == degree
+
+
 def test_nntp_identity_every_edge_in_exactly_one_run(chain_result):
     feats, _, res = chain_result
     names = list(feats)
@@ -106,9 +126,10 @@ def test_independent_features_sit_at_chance_level():
 
 def test_sample_blocks_and_mask_groups_do_not_change_results():
     """Blocks of samples, and more probes than one 62-bit mask holds, give identical tables."""
-    from nnts_ray.api import metric_tables, neighbour_table
+    from nnts_ray.api import neighbour_table
     from nnts_ray.knn.exact import knn_rows
-    from nnts_ray.metrics.nnts import Probe
+    from nnts_ray.metrics.tables import metric_tables
+    from nnts_ray.plan import Ks, ProbePoint
 
     rng = np.random.default_rng(3)
     n, k, L = 60, 5, 70
@@ -118,14 +139,17 @@ def test_sample_blocks_and_mask_groups_do_not_change_results():
     for v in range(L):
         x = (base + 0.2 * v * rng.standard_normal((n, 3))).astype(np.float32)
         nb = knn_rows(x, k)
-        probes.append(Probe("m" if v < 40 else "w", f"l{v}", v if v < 40 else v - 40))
+        probes.append(ProbePoint("m" if v < 40 else "w", f"l{v}", v if v < 40 else v - 40))
         tables[(probes[-1].model, probes[-1].layer)] = neighbour_table(nb.rows, nb.distance, ids)
-    one = metric_tables(tables, probes, ids, [k], [k], [0], sample_block=10_000)
-    many = metric_tables(tables, probes, ids, [k], [k], [0], sample_block=7)
+    ks = Ks.resolve([k], [k], [0], n)
+    one = metric_tables(tables, probes, ids, ks, sample_block=10_000, per_sample="all")
+    many = metric_tables(tables, probes, ids, ks, sample_block=7, per_sample="all")
     for a, b in zip(one, many):
         assert a.sort(a.columns).equals(b.sort(b.columns))
+    within = metric_tables(tables, probes, ids, ks, per_sample="within").per_sample
+    assert (within["model_a"] == within["model_b"]).all() and within.height == n * (40 * 39 + 30 * 29) // 2
     # spot-check a cross-group, cross-model pair against sets
-    t = one[0].filter(layer_a="l3", layer_b="l65")
+    t = one.nnts.filter(layer_a="l3", layer_b="l65")
     sa = [set(r) for r in tables[("m", "l3")].sort("sample_id", "rank").group_by("sample_id", maintain_order=True)
           .agg("neighbour_id")["neighbour_id"].to_list()]
     sb = [set(r) for r in tables[("w", "l65")].sort("sample_id", "rank").group_by("sample_id", maintain_order=True)
@@ -134,13 +158,10 @@ def test_sample_blocks_and_mask_groups_do_not_change_results():
     assert t["jaccard"][0] == pytest.approx(jaccard_reference(sa, sb)[0], abs=1e-12)
 
 
-def test_api_rejects_bad_input():
-    x = np.zeros((10, 2), np.float32)
-    x[3, 1] = np.nan
-    with pytest.raises(ValueError, match="layer 'h' has 1 non-finite values"):
-        analyse({"h": x}, k=3)
-    with pytest.raises(ValueError, match="k=10 is not allowed for n=10"):
-        analyse({"h": np.zeros((10, 2))}, k=10)
+def _counts_by_pair(counts: np.ndarray, n_probes: int) -> dict[tuple[int, int], list[int]]:
+    from nnts_ray.metrics.nnts import pair_index
+
+    return {(int(a), int(b)): row.tolist() for a, b, row in zip(*pair_index(n_probes), counts)}
 
 
 @pytest.mark.parametrize("contiguous", [False, True])
@@ -149,7 +170,7 @@ def test_bitset_mask_and_group_by_paths_agree(contiguous):
     64 probes): same counts (ids 0..n-1 take the no-lookup shortcut)."""
     from nnts_ray.api import neighbour_table
     from nnts_ray.knn.exact import knn_rows
-    from nnts_ray.metrics.nnts import Probe, intersections, use_bitsets
+    from nnts_ray.metrics.nnts import intersection_counts, use_bitsets
 
     rng = np.random.default_rng(11)
     n, k = 300, 40
@@ -158,24 +179,26 @@ def test_bitset_mask_and_group_by_paths_agree(contiguous):
     probes, tables = [], {}
     for v in range(4):
         nb = knn_rows((base + 0.5 * v * rng.standard_normal((n, 4))).astype(np.float32), k)
-        probes.append(Probe("m", f"l{v}", v))
-        tables[("m", f"l{v}")] = neighbour_table(nb.rows, nb.distance, ids)
-    frames = [tables[("m", p.layer)].lazy() for p in probes]
+        probes.append(f"l{v}")
+        tables[f"l{v}"] = neighbour_table(nb.rows, nb.distance, ids)
+    frames = [tables[p].lazy() for p in probes]
     assert use_bitsets(k, n) and not use_bitsets(4, n)
-    dense = intersections(frames, ids, k, sample_block=1000, bitset_bytes=50 * 4 * n // 8, method="bitset")
-    sparse = intersections(frames, ids, k, sample_block=1000, method="group_by")
-    masks = intersections(frames, ids, k, sample_block=128, bitset_bytes=16 * n, method="masks")
-    key = ["probe_a", "probe_b", "sample_id"]
-    assert dense.sort(key).equals(sparse.sort(key).select(dense.columns))
-    assert masks.sort(key).equals(dense.sort(key))  # sub-blocks of 16 samples, blocks of 128
-    assert dense["intersection"].max() > 0 and dense["intersection"].min() < k
+    dense = intersection_counts(frames, ids, k, sample_block=1000, bitset_bytes=50 * 4 * n // 8, method="bitset")
+    sparse = intersection_counts(frames, ids, k, sample_block=1000, method="group_by")
+    masks = intersection_counts(frames, ids, k, sample_block=128, bitset_bytes=16 * n, method="masks")
+    assert np.array_equal(dense, sparse)
+    assert np.array_equal(masks, dense)  # sub-blocks of 16 samples, blocks of 128
+    assert dense.max() > 0 and dense.min() < k
+    sets = {p: [set(r) for r in t.sort("sample_id", "rank").group_by("sample_id", maintain_order=True)
+                .agg("neighbour_id")["neighbour_id"].to_list()] for p, t in tables.items()}
+    assert _counts_by_pair(dense, 4)[(1, 3)] == jaccard_reference(sets["l1"], sets["l3"])[2]
 
 
 @pytest.mark.parametrize("k", [7, 300])
 def test_mask_table_counts_match_python_sets(k):
     """The mask-table path against plain sets: 19 probes (32-bit masks, three 8-bit lookup chunks),
     k past 255 (16-bit count fields), sparse ids, rows shuffled, uneven blocks and sub-blocks."""
-    from nnts_ray.metrics.nnts import intersections
+    from nnts_ray.metrics.nnts import intersection_counts
 
     rng = np.random.default_rng(5)
     n, n_probes = 400, 19
@@ -188,17 +211,17 @@ def test_mask_table_counts_match_python_sets(k):
         "neighbour_id": ids[np.concatenate([np.concatenate(s) for s in sets])],
     }).sample(fraction=1.0, shuffle=True, seed=1)
     frames = [rows.filter(probe=p).drop("probe").lazy() for p in range(n_probes)]  # rows in shuffled order
-    got = intersections(frames, ids, k, sample_block=150, bitset_bytes=4 * 23 * n, method="masks")
+    got = _counts_by_pair(intersection_counts(frames, ids, k, sample_block=150, bitset_bytes=4 * 23 * n,
+                                              method="masks"), n_probes)
     for a, b in [(0, 1), (2, 17), (7, 8), (9, 18), (16, 18)]:
-        want = [len(set(x) & set(y)) for x, y in zip(sets[a], sets[b])]
-        assert got.filter(probe_a=a, probe_b=b).sort("sample_id")["intersection"].to_list() == want
-    assert got.height == n * n_probes * (n_probes - 1) // 2
+        assert got[(a, b)] == [len(set(x) & set(y)) for x, y in zip(sets[a], sets[b])]
+    assert len(got) == n_probes * (n_probes - 1) // 2
 
 
 def test_tables_missing_rows_fall_back_to_the_general_path():
     """The mask table needs exactly k rows per sample; a table lacking some (a sample with fewer
     neighbours) must still be counted right, by the group-by, not misread as (n, k) arrays."""
-    from nnts_ray.metrics.nnts import intersections
+    from nnts_ray.metrics.nnts import intersection_counts
 
     rng = np.random.default_rng(8)
     n, k = 120, 6
@@ -211,7 +234,6 @@ def test_tables_missing_rows_fall_back_to_the_general_path():
         "rank": np.concatenate([np.arange(len(s)) for s in probe]).astype(np.int32),
         "neighbour_id": np.concatenate([np.asarray(s, np.int64) for s in probe]),
     }).lazy() for probe in sets]
-    got = intersections(frames, ids, k, sample_block=50, method="masks")
+    got = _counts_by_pair(intersection_counts(frames, ids, k, sample_block=50, method="masks"), 3)
     for a, b in [(0, 1), (0, 2), (1, 2)]:
-        want = [len(set(x) & set(y)) for x, y in zip(sets[a], sets[b])]
-        assert got.filter(probe_a=a, probe_b=b)["intersection"].to_list() == want
+        assert got[(a, b)] == [len(set(x) & set(y)) for x, y in zip(sets[a], sets[b])]

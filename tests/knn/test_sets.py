@@ -1,0 +1,71 @@
+"""Neighbour sets for large k, taken from the search's distances without ranking them
+(`ShardIndex.search_with_sets`): equal to the first k of a full ranked search and to the brute-force
+reference — ties and duplicates included, k up to n/5 — and the ranked head from the same call
+equal to a search at that k."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nnts_ray.knn.exact import ShardIndex, candidates_needed, finalize, knn_rows, prepare
+from tests.reference import brute_force_knn
+
+
+def _data(kind: str, n: int = 600) -> np.ndarray:
+    rng = np.random.default_rng(4)
+    if kind == "grid":  # masses of exact ties and duplicates
+        return rng.integers(0, 4, size=(n, 3)).astype(np.float32)
+    x = (rng.standard_normal((n, 12)) + 3).astype(np.float32)
+    x[50:80] = x[7]  # 31 copies of one point
+    x[200:204] = x[300]
+    return x
+
+
+def _sets(bits: np.ndarray, n: int) -> list[set[int]]:
+    member = np.unpackbits(bits.view(np.uint8), axis=1)[:, :n].astype(bool)
+    return [set(np.flatnonzero(row).tolist()) for row in member]
+
+
+@pytest.mark.parametrize("kind", ["grid", "gaussian"])
+def test_sets_equal_a_full_ranked_search_and_the_reference(kind):
+    x = _data(kind)
+    n, stored, dense = len(x), 20, [60, 120]  # 120 = n/5
+    index = ShardIndex(prepare(x, "l2"))
+    full = knn_rows(x, max(dense), query_block=97)  # the ranked path: one search at the largest k
+    reference, _ = brute_force_knn(x, max(dense))
+    for lo in range(0, n, 97):
+        rows = np.arange(lo, min(n, lo + 97), dtype=np.int64)
+        d2, cand, sets = index.search_with_sets(x[rows], rows, stored + 1, candidates_needed(stored, n), 128, dense)
+        head = finalize(rows, d2, cand, stored, "l2")
+        np.testing.assert_array_equal(head.rows, full.rows[rows, :stored])  # the stored ranks: a prefix
+        for k, bits in zip(dense, sets):
+            got = _sets(bits, n)
+            assert got == [set(r[:k].tolist()) for r in full.rows[rows]], k
+            assert got == [set(r[:k].tolist()) for r in reference[rows]], k
+            assert all(len(s) == k and i not in s for i, s in zip(rows, got))
+
+
+@pytest.mark.parametrize("kind", ["grid", "gaussian"])
+def test_the_gpu_set_path_on_cpu_tensors_equals_the_cpu_path(kind):
+    x = _data(kind)
+    n, stored, dense = len(x), 20, [60, 120]
+    cpu, gpu_path = ShardIndex(prepare(x, "l2")), ShardIndex(prepare(x, "l2"), force_backend="torch")
+    for lo in range(0, n, 150):
+        rows = np.arange(lo, min(n, lo + 150), dtype=np.int64)
+        a = cpu.search_with_sets(x[rows], rows, stored + 1, candidates_needed(stored, n), 128, dense)
+        b = gpu_path.search_with_sets(x[rows], rows, stored + 1, candidates_needed(stored, n), 128, dense)
+        np.testing.assert_array_equal(finalize(rows, *b[:2], stored, "l2").rows, finalize(rows, *a[:2], stored, "l2").rows)
+        for bits_a, bits_b in zip(a[2], b[2]):
+            np.testing.assert_array_equal(bits_b, bits_a)
+
+
+@pytest.mark.gpu
+def test_the_cuda_set_path_equals_the_cpu_path():
+    x = _data("gaussian", 3000)
+    n, rows = len(x), np.arange(0, 500, dtype=np.int64)
+    cpu, gpu = ShardIndex(prepare(x, "l2")), ShardIndex(prepare(x, "l2"), device="cuda")
+    a = cpu.search_with_sets(x[rows], rows, 21, candidates_needed(20, n), 128, [300, 600])
+    b = gpu.search_with_sets(x[rows], rows, 21, candidates_needed(20, n), 128, [300, 600])
+    for bits_a, bits_b in zip(a[2], b[2]):
+        assert np.mean(bits_a == bits_b) > 0.9999  # only near-ties within GEMM rounding may differ
