@@ -9,26 +9,21 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# `streamlit run` puts this file's folder on sys.path, not the one holding the `dashboard` package.
+# `streamlit run` puts this file's folder on sys.path, not the one holding the `dashboard` package, and
+# `python -m streamlit` puts the working directory first, where another `dashboard` folder may sit (a
+# checkout next to this one): the package beside this file must win.
 _PACKAGE_PARENT = str(Path(__file__).resolve().parents[1])
-if _PACKAGE_PARENT not in sys.path:
+if sys.path[:1] != [_PACKAGE_PARENT]:
     sys.path.insert(0, _PACKAGE_PARENT)
 
 import streamlit as st  # noqa: E402
 
-from dashboard import widgets  # noqa: E402
+from dashboard import PAGES, widgets  # noqa: E402
 
 VIEWS = Path(__file__).with_name("views")
-PAGES = [
-    st.Page(VIEWS / "runs.py", title="Runs", default=True),
-    st.Page(VIEWS / "nnts.py", title="NNTS"),
-    st.Page(VIEWS / "nntp.py", title="NNTP"),
-    st.Page(VIEWS / "layers.py", title="Per layer"),
-    st.Page(VIEWS / "models.py", title="Across models"),
-    st.Page(VIEWS / "samples.py", title="Single samples"),
-]
 
 st.set_page_config(page_title="nnts_ray", layout="wide")
-page = st.navigation(PAGES)
+page = st.navigation([st.Page(VIEWS / p.file, title=p.title, default=not p.url_path, url_path=p.url_path or None) for p in PAGES])
+widgets.page_visit(page.url_path)
 widgets.sidebar_run_picker()
 page.run()

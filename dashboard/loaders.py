@@ -1,4 +1,4 @@
-"""Every read of the dashboard: the catalog and a run's tables, behind st.cache_data.
+"""Every read of the dashboard: the catalog and a run's tables, cached while the server runs.
 
 Reads are keyed on the file's (mtime, size), so a table a running stage rewrites is read again while
 unchanged tables come from the cache. Large tables (per-sample values, neighbours, thumbnails) are
@@ -8,33 +8,50 @@ through `nnts_ray.catalog.resolve_inside`, and names become paths only through `
 
 from __future__ import annotations
 
-import json
+import functools
 import os
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 import polars as pl
+import pyarrow as pa
 import streamlit as st
+from streamlit import runtime
 
 from dashboard import RUNS_ENV
 from nnts_ray import catalog as run_catalog
 from nnts_ray import schemas
 from nnts_ray.naming import RunPaths
 
-_PAIR = ("model_a", "layer_a", "model_b", "layer_b")
-# Columns the dashboard reads from each table (optional ones as the analysis stage writes them).
-REQUIRED = {
-    "nnts": tuple(schemas.NNTS.names),
-    "nntp": tuple(schemas.NNTP.names),
-    "per_sample": tuple(schemas.PER_SAMPLE.names),
-    "layers": ("model", "layer", "position", "dim"),
-    "cka": (*_PAIR, "cka"),
-    "nnts_null": (*_PAIR, "k", "z"),
-    "per_class": (*_PAIR, "k", "label", "jaccard_mean"),
-    "monotonicity": ("model", "k", "spearman_rho"),
-    "nntp_partners": ("model", "k", "sample_id", "persistent_partners"),
+# The schema of each metric table the dashboard reads (nnts_ray.schemas is their one home); a table
+# must hold at least these columns (layers.parquet adds per-layer statistics).
+TABLES: dict[str, pa.Schema] = {
+    "nnts": schemas.NNTS, "nntp": schemas.NNTP, "per_sample": schemas.PER_SAMPLE, "layers": schemas.LAYERS,
+    "cka": schemas.CKA, "nnts_null": schemas.NNTS_NULL, "per_class": schemas.PER_CLASS, "most_changed": schemas.MOST_CHANGED,
+    "monotonicity": schemas.MONOTONICITY, "nntp_partners": schemas.NNTP_PARTNERS, "embedding": schemas.EMBEDDING,
 }
 _READ_ERRORS = (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError, ValueError)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def cached(**options: Any) -> Callable[[F], F]:
+    """st.cache_data while the Streamlit server runs; a plain call elsewhere (the report command), where
+    Streamlit has no cache storage and would log "No runtime found" once per cached function."""
+    def decorate(read: F) -> F:
+        cache: Any = None
+
+        @functools.wraps(read)
+        def call(*args: Any) -> Any:
+            nonlocal cache
+            if not runtime.exists():
+                return read(*args)
+            if cache is None:
+                cache = st.cache_data(show_spinner=False, **options)(read)
+            return cache(*args)
+
+        call.clear = lambda: cache.clear() if cache is not None else None  # type: ignore[attr-defined]
+        return call  # type: ignore[return-value]
+    return decorate
 
 
 class DataError(Exception):
@@ -56,7 +73,7 @@ def runs_root() -> Path:
     return root
 
 
-@st.cache_data(ttl=10, show_spinner=False)
+@cached(ttl=10)
 def catalog(root: str) -> pl.DataFrame:
     """Runs below `root` (a short ttl: runs appear and progress while the page stays open)."""
     return run_catalog.scan(root)
@@ -73,9 +90,9 @@ def run_path(root: Path, run: str) -> Path:
     return path
 
 
-def _stamp(path: Path) -> tuple[int, int]:
+def _stamp(path: Path, follow: bool = True) -> tuple[int, int]:
     """(mtime, size): the `stamp` argument of a cached reader only keys the cache, so rewrites are seen."""
-    stat = path.stat()
+    stat = path.stat() if follow else path.lstat()
     return stat.st_mtime_ns, stat.st_size
 
 
@@ -87,23 +104,21 @@ def _inside(run: Path, path: Path) -> Path:
         raise DataError(str(exc)) from None
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def _read_manifest(path: str, stamp: tuple[int, int]) -> dict[str, Any]:
-    return json.loads(Path(path).read_text())
+@cached(max_entries=16)
+def _read_manifest(run: str, stamp: tuple[int, int]) -> dict[str, Any]:
+    return run_catalog.read_manifest(Path(run))
 
 
 def manifest(run: Path) -> dict[str, Any]:
-    path = RunPaths(run).manifest
+    """The run's checked manifest (as the catalog reads it: a link out of the run is refused)."""
     try:
-        value = _read_manifest(str(path), _stamp(path))
-    except (OSError, ValueError) as exc:
-        raise DataError(f"manifest.json could not be read: {exc}") from None
-    if not isinstance(value, dict):
-        raise DataError("manifest.json is not a JSON object.")
-    return value
+        return _read_manifest(str(run), _stamp(RunPaths(run).manifest, follow=False))
+    except (OSError, run_catalog.ManifestError) as exc:
+        message = str(exc).removeprefix(f"{run_catalog.MANIFEST}: ")
+        raise DataError(f"manifest.json could not be read: {message}") from None
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
+@cached(max_entries=64)
 def _read_parquet(path: str, stamp: tuple[int, int], columns: tuple[str, ...] | None) -> pl.DataFrame:
     return pl.read_parquet(path, columns=list(columns) if columns else None)
 
@@ -118,27 +133,18 @@ def _checked_parquet(run: Path, path: Path, columns: tuple[str, ...] | None = No
         raise DataError(f"{label} could not be read: {exc}") from None
 
 
-def _require(frame: pl.DataFrame, required: Iterable[str], label: str) -> pl.DataFrame:
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        raise DataError(f"{label} lacks the columns {missing}; it has {frame.columns}.")
+def _require(frame: pl.DataFrame | list[str], required: Sequence[str], label: str) -> pl.DataFrame | list[str]:
+    """`frame` (a table or its column names) when it holds every required column, else DataError."""
+    columns = frame if isinstance(frame, list) else frame.columns
+    if missing := [c for c in required if c not in columns]:
+        raise DataError(f"{label} lacks the columns {missing}; it has {columns}.")
     return frame
-
-
-def _per_model_to_pairs(frame: pl.DataFrame) -> pl.DataFrame:
-    """A table of one model's layer pairs (model, layer_a, layer_b, …) in the pair form (model_a, model_b)."""
-    if "model" not in frame.columns or "model_a" in frame.columns:
-        return frame
-    return frame.with_columns(model_a=pl.col("model"), model_b=pl.col("model")).drop("model")
 
 
 def table(run: Path, name: str) -> pl.DataFrame:
     """metrics/<name>.parquet in full (the small metric tables; per_sample is only ever scanned)."""
     path = RunPaths(run).metric(name)
-    frame = _checked_parquet(run, path)
-    if name == "cka":  # written per model (model, layer_a, layer_b, cka) or per pair of models
-        frame = _per_model_to_pairs(frame)
-    return _require(frame, REQUIRED[name], path.relative_to(run).as_posix())
+    return _require(_checked_parquet(run, path), TABLES[name].names, path.relative_to(run).as_posix())
 
 
 def _samples_columns(run: Path) -> list[str]:
@@ -156,7 +162,7 @@ def samples(run: Path) -> pl.DataFrame:
     return _require(_checked_parquet(run, RunPaths(run).samples, keep), ("sample_id",), "samples.parquet")
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
+@cached(max_entries=32)
 def _thumbnails(path: str, stamp: tuple[int, int], ids: tuple[int, ...]) -> dict[int, bytes | None]:
     frame = pl.scan_parquet(path).filter(pl.col("sample_id").is_in(ids)).select("sample_id", "thumbnail").collect()
     return dict(zip(frame["sample_id"].to_list(), frame["thumbnail"].to_list()))
@@ -182,7 +188,7 @@ def neighbour_files(run: Path, model: str, layer: str) -> list[Path]:
     return [_inside(run, part) for part in sorted(folder.glob("*.parquet"))]
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
+@cached(max_entries=64)
 def _neighbours(parts: tuple[tuple[str, tuple[str, ...]], ...], sample_id: int, k: int) -> pl.DataFrame:
     scans = [
         pl.scan_parquet(list(files))
@@ -205,36 +211,46 @@ def neighbours(run: Path, model: str, layers: Sequence[str], sample_id: int, k: 
         raise DataError(f"the neighbour tables of {model} could not be read: {exc}") from None
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
-def _most_changed(source: str, stamp: tuple[int, int], model: str, k: int, layer_a: str, layer_b: str, n: int) -> pl.DataFrame:
+@cached(max_entries=32)
+def _pair_values(source: str, stamp: tuple[int, int], model: str, k: int, layer_a: str, layer_b: str) -> pl.DataFrame:
     frame = pl.scan_parquet(source)
     same_model = (pl.col("model") == model) if "model" in frame.collect_schema() else (pl.col("model_a") == model) & (pl.col("model_b") == model)
     pair = ((pl.col("layer_a") == layer_a) & (pl.col("layer_b") == layer_b)) | ((pl.col("layer_a") == layer_b) & (pl.col("layer_b") == layer_a))
-    return (
-        frame.filter(same_model & (pl.col("k") == k) & pair)
-        .select("sample_id", "jaccard")
-        .sort("jaccard", "sample_id")
-        .head(n)
-        .collect()
-    )
+    return frame.filter(same_model & (pl.col("k") == k) & pair).select("sample_id", "jaccard").sort("jaccard", "sample_id").collect()
 
 
-def most_changed(run: Path, model: str, k: int, layer_a: str, layer_b: str, n: int = 20) -> pl.DataFrame:
-    """The n samples whose neighbourhood changes most between two probe points (lowest Jaccard).
-
-    From metrics/most_changed.parquet where it lists the pair (the analysis stage lists consecutive
-    probe points), else from a filtered scan of metrics/per_sample.parquet (any pair).
-    """
+def pair_values(run: Path, model: str, k: int, layer_a: str, layer_b: str) -> tuple[pl.DataFrame, bool]:
+    """Per-sample Jaccard of one model between two probe points at k, lowest first, and whether it is
+    every sample (metrics/per_sample.parquet) or only the most changed ones (metrics/most_changed.parquet,
+    consecutive probe points only). Empty when neither table holds the pair."""
     paths = RunPaths(run)
-    sources = [p for p in (paths.metric("most_changed"), paths.metric("per_sample")) if p.is_file()]
+    sources = [(p, every) for p, every in ((paths.metric("per_sample"), True), (paths.metric("most_changed"), False)) if p.is_file()]
     if not sources:
-        raise MissingTable("Neither metrics/most_changed.parquet nor metrics/per_sample.parquet is in this run.")
-    changed = pl.DataFrame(schema={"sample_id": pl.Int64, "jaccard": pl.Float64})
-    for source in sources:
+        raise MissingTable("Neither metrics/per_sample.parquet nor metrics/most_changed.parquet is in this run.")
+    for source, every in sources:
         try:
-            changed = _most_changed(str(_inside(run, source)), _stamp(source), model, int(k), layer_a, layer_b, n)
+            values = _pair_values(str(_inside(run, source)), _stamp(source), model, int(k), layer_a, layer_b)
         except _READ_ERRORS as exc:
             raise DataError(f"{source.relative_to(run).as_posix()} could not be read: {exc}") from None
-        if not changed.is_empty():
-            break
-    return changed
+        if not values.is_empty():
+            return values, every
+    return values, False
+
+
+@cached(max_entries=8)
+def _embedding(path: str, stamp: tuple[int, int], model: str) -> pl.DataFrame:
+    return pl.scan_parquet(path).filter(pl.col("model") == model).select("layer", "sample_id", "x", "y").collect()
+
+
+def embedding(run: Path, model: str) -> pl.DataFrame:
+    """The 2-D PCA map of every probe point of `model` (layer, sample_id, x, y) from metrics/embedding.parquet."""
+    path = RunPaths(run).metric("embedding")
+    if not path.is_file():
+        raise MissingTable("metrics/embedding.parquet is not in this run.")
+    label = path.relative_to(run).as_posix()
+    try:
+        source = str(_inside(run, path))
+        _require(pl.scan_parquet(source).collect_schema().names(), TABLES["embedding"].names, label)
+        return _embedding(source, _stamp(path), model)
+    except _READ_ERRORS as exc:
+        raise DataError(f"{label} could not be read: {exc}") from None

@@ -14,10 +14,15 @@ from datetime import datetime, timezone
 from itertools import combinations
 from pathlib import Path
 
+import numpy as np
 import plotly.graph_objects as go
 import polars as pl
 
-from dashboard import figures, loaders
+from dashboard import loaders
+from dashboard.figures.base import titled
+from dashboard.figures.layers import default_statistics, layer_statistics, layer_stats_figure
+from dashboard.figures.persistence import ALL_CONNECTED, nntp_heatmap, nntp_matrix, persistence, persistence_figure
+from dashboard.figures.similarity import cka_heatmap, nnts_heatmaps
 from dashboard.run import Run
 
 _STYLE = """body{font-family:sans-serif;max-width:1400px;margin:auto;padding:1em}
@@ -39,8 +44,8 @@ class _Report:
     def note(self, text: str, css: str = "note") -> None:
         self.parts.append(f'<p class="{css}">{html.escape(text)}</p>')
 
-    def figure(self, fig: go.Figure) -> None:
-        self.parts.append(fig.to_html(full_html=False, include_plotlyjs=not self._plotly_written))
+    def figure(self, fig: go.Figure, title: str) -> None:
+        self.parts.append(titled(fig, title).to_html(full_html=False, include_plotlyjs=not self._plotly_written))
         self._plotly_written = True
 
     def pre(self, text: str) -> None:
@@ -62,35 +67,39 @@ class _Report:
         return None
 
 
-def _model_sections(report: _Report, model: str, tables: dict[str, pl.DataFrame | None]) -> None:
-    order = report.run.layers(model)
+def _model_sections(report: _Report, model: str, tables: dict[str, pl.DataFrame | None], labels: np.ndarray | None) -> None:
+    run = report.run
+    order = run.layers(model)
     report.heading(f"Model {model}")
     if (nnts := tables["nnts"]) is not None:
         ks = sorted(nnts.filter(pl.col("model_a") == model)["k"].unique().to_list())
         if ks:
             report.heading("NNTS (Jaccard)", 3)
-            report.figure(figures.nnts_heatmaps(nnts, model, order, model, order, ks, null=tables["nnts_null"]))
+            report.figure(nnts_heatmaps(nnts, model, order, model, order, ks, null=tables["nnts_null"]), run.title("NNTS (jaccard)", model, ", ".join(map(str, ks))))
     if (nntp := tables["nntp"]) is not None and not (rows := nntp.filter(pl.col("model") == model)).is_empty():
         k, alpha = int(rows["k"].min()), int(rows["alpha"].min())
-        t = figures.nntp_matrix(nntp, model, k, alpha, order)
+        t = nntp_matrix(nntp, model, k, alpha, order)
         report.heading(f"NNTP (k = {k}, α = {alpha})", 3)
-        report.figure(figures.nntp_heatmap(t, order, f"{model}: runs by first and last probe point"))
-        report.figure(figures.persistence_figure(figures.persistence(t, order), order, [order[0], figures.ALL_CONNECTED], log_y=True))
-    if (layers := tables["layers"]) is not None and (stats := figures.default_statistics(figures.layer_statistics(layers))):
+        report.figure(nntp_heatmap(t, order), run.title(f"NNTP: stretches by first and last probe point (α = {alpha}, in thousands)", model, k))
+        report.figure(persistence_figure(persistence(t, order), order, [order[0], ALL_CONNECTED], log_y=True),
+                      run.title(f"NNTP: pairs still connected (α = {alpha})", model, k))
+    if (layers := tables["layers"]) is not None and (stats := default_statistics(layer_statistics(layers))):
         report.heading("Per-layer statistics", 3)
-        report.figure(figures.layer_stats_figure(layers.filter(pl.col("model") == model), order, stats))
+        report.figure(layer_stats_figure(layers.filter(pl.col("model") == model), order, stats, labels), run.title("Per-layer statistics", model))
     if (cka := tables["cka"]) is not None:
         report.heading("Linear CKA", 3)
-        report.figure(figures.cka_heatmap(cka, model, order, model, order))
+        report.figure(cka_heatmap(cka, model, order, model, order), run.title("Linear CKA", model))
 
 
 def _cross_model(report: _Report, nnts: pl.DataFrame) -> None:
-    for model_a, model_b in combinations(report.run.models, 2):
+    run = report.run
+    for model_a, model_b in combinations(run.models, 2):
         between = pl.col("model_a").is_in([model_a, model_b]) & pl.col("model_b").is_in([model_a, model_b])
         ks = sorted(nnts.filter(between & (pl.col("model_a") != pl.col("model_b")))["k"].unique().to_list())
         if ks:
             report.heading(f"Cross-model NNTS: {model_a} (rows) × {model_b} (columns)")
-            report.figure(figures.nnts_heatmaps(nnts, model_a, report.run.layers(model_a), model_b, report.run.layers(model_b), ks))
+            report.figure(nnts_heatmaps(nnts, model_a, run.layers(model_a), model_b, run.layers(model_b), ks),
+                          run.title("NNTS (jaccard)", f"{model_a} (rows) × {model_b} (columns)", ", ".join(map(str, ks))))
 
 
 def build(run_path: Path, name: str) -> str:
@@ -112,8 +121,13 @@ def build(run_path: Path, name: str) -> str:
         "cka": report.metric("cka", "Linear CKA (metrics/cka.parquet)"),
         "nnts_null": report.metric("nnts_null", "Permutation null (metrics/nnts_null.parquet)"),
     }
+    try:
+        samples = loaders.samples(run.path)
+        labels = samples["label"].drop_nulls().to_numpy() if "label" in samples.columns else None
+    except loaders.DataError:
+        labels = None
     for model in run.models:
-        _model_sections(report, model, tables)
+        _model_sections(report, model, tables, labels)
     if tables["nnts"] is not None and len(run.models) > 1:
         _cross_model(report, tables["nnts"])
     for title in ("conventions", "config", "versions"):

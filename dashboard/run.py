@@ -4,11 +4,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import polars as pl
 
 from dashboard import loaders
+
+class Weights(NamedTuple):
+    """Where a model's weights came from, and its accuracy on the training data where it was trained here."""
+
+    source: str | None
+    train_accuracy: float | None
+
+
+def read_weights(info: dict[str, Any]) -> Weights:
+    """manifest["models"][m]["weights"] read as {"source", "train_accuracy"}; runs written before the
+    core named it "source" hold the source under "weights" (and "source" meant the pretrained keywords)."""
+    record = info.get("weights")
+    if not isinstance(record, dict):
+        return Weights(None, None)
+    source = record.get("source") if isinstance(record.get("source"), str) else record.get("weights")
+    accuracy = record.get("train_accuracy")
+    return Weights(str(source) if source is not None else None, float(accuracy) if isinstance(accuracy, (int, float)) else None)
 
 
 def _probe_order(path: Path, manifest: dict[str, Any], model: str) -> list[str]:
@@ -68,6 +85,26 @@ class Run:
         """The searched neighbourhood sizes (neighbour tables hold ranks below max(k))."""
         config = self.manifest.get("config") or {}
         return sorted(int(k) for k in (self.manifest.get("conventions") or {}).get("k") or config.get("k") or [])
+
+    @property
+    def n_samples(self) -> int | None:
+        return self.manifest.get("n_samples")
+
+    @property
+    def stored_ranks(self) -> int:
+        """Ranks stored per sample in the neighbour tables (conventions.stored_ranks; before the core
+        recorded it, every rank up to the largest k)."""
+        stored = (self.manifest.get("conventions") or {}).get("stored_ranks")
+        return int(stored) if stored is not None else max(self.k, default=0)
+
+    def weights(self, model: str) -> Weights:
+        return read_weights((self.manifest.get("models") or {}).get(model) or {})
+
+    def title(self, what: str, model: str | None = None, k: object = None) -> str:
+        """A figure's title: what it shows, for which model and k, from which run and how many samples,
+        so an exported PNG or HTML file says what it is on its own."""
+        facts = [model, None if k is None else f"k = {k}", f"run {self.name}", None if self.n_samples is None else f"n = {self.n_samples:,}"]
+        return f"{what} — " + " · ".join(f for f in facts if f)
 
     @property
     def stages(self) -> pl.DataFrame:

@@ -9,33 +9,52 @@ from typing import Any
 import polars as pl
 import streamlit as st
 
-from dashboard import figures, loaders, report, widgets
+from dashboard import loaders, report, widgets
+from dashboard.figures.runs import stage_timings
 from dashboard.run import Run
+
+WEIGHTS = {"trained": "trained here", "trained_cached": "trained here (cached)", "checkpoint": "checkpoint file",
+           "pretrained": "pretrained (library weights)", "random_init": "random initialisation"}
+
+
+# Column widths (px) of the run list: together (900) they fit the wide layout of a 1400 px window (938),
+# so no column hides past the right edge; long model lists are cut in the cell (hover shows them whole).
+CATALOG_WIDTHS = {"run_dir": 180, "status": 75, "dataset": 65, "models": 165, "n_samples": 80, "k": 60, "size_mb": 65,
+                  "seconds_total": 90, "updated": 120}
 
 
 def catalog_view(catalog: pl.DataFrame) -> pl.DataFrame:
-    """The catalog with list columns written out, so it shows compactly and exports to CSV."""
-    stage = pl.element().struct
+    """The catalog with list columns written out, so it fits the page and exports to CSV (stage details
+    are in the chosen run's summary, errors listed under the table)."""
     return catalog.select(
         "run_dir", "status", "dataset",
         pl.col("models").list.join(", "),
         "n_samples",
         pl.col("k").cast(pl.List(pl.String)).list.join(", "),
-        (pl.col("size_bytes") / 2**20).round(2).alias("size_mb"),
+        (pl.col("size_bytes") / 2**20).round(1).alias("size_mb"),
         pl.col("seconds_total").round(1),
-        pl.col("stages").list.eval(pl.format("{} {}s", stage.field("stage"), stage.field("seconds").round(1))).list.join(", "),
-        "created", "updated", "error",
+        pl.col("updated").str.slice(0, 16).str.replace("T", " "),
     )
 
 
+def errors(catalog: pl.DataFrame) -> None:
+    """What went wrong with failed and unreadable runs, one line each."""
+    for run, status, error in catalog.filter(pl.col("error").is_not_null()).select("run_dir", "status", "error").iter_rows():
+        st.caption(f"**{run}** ({status}): {error}")
+
+
 def models_view(run: Run) -> pl.DataFrame:
+    """One row per model: architecture, where its weights came from and its training accuracy, its chain."""
     rows = []
     for name, order in run.orders.items():
         info = run.manifest["models"][name] or {}
         dims = {p.get("layer"): p.get("dim") for p in info.get("probe_points") or []}
-        rows.append({"model": name, "arch": info.get("arch"), "probe_points": len(order),
+        weights = run.weights(name)
+        rows.append({"model": name, "arch": info.get("arch"), "weights": WEIGHTS.get(weights.source or "", weights.source),
+                     "train_accuracy": weights.train_accuracy, "probe_points": len(order),
                      "chain": " → ".join(order), "dims": ", ".join(str(dims.get(layer, "?")) for layer in order)})
-    return pl.DataFrame(rows, schema={"model": pl.String, "arch": pl.String, "probe_points": pl.Int64, "chain": pl.String, "dims": pl.String})
+    return pl.DataFrame(rows, schema={"model": pl.String, "arch": pl.String, "weights": pl.String, "train_accuracy": pl.Float64,
+                                      "probe_points": pl.Int64, "chain": pl.String, "dims": pl.String})
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, str]:
@@ -64,13 +83,12 @@ def run_summary(run: Run) -> None:
     cols[1].metric("Samples", manifest.get("n_samples") or "—")
     cols[2].metric("k", ", ".join(map(str, run.k)) or "—")
     cols[3].metric("Models", len(run.models))
-    st.subheader("Models and probe points")
-    models = models_view(run)
-    st.dataframe(models, hide_index=True)
-    widgets.export_table(models, widgets.export_name(run, "models"))
+    st.subheader("Models: weights and probe points")
+    widgets.show_table(models_view(run), widgets.export_name(run, "models"))
+    st.caption("train_accuracy: on the training data, where the model was trained by this tool (none for checkpoints, "
+               "library weights or random initialisation).")
     st.subheader("Stages")
-    st.dataframe(run.stages, hide_index=True)
-    widgets.export_table(run.stages, widgets.export_name(run, "stages"))
+    widgets.show_table(run.stages, widgets.export_name(run, "stages"))
     for title, key in (("Conventions", "conventions"), ("Configuration", "config"), ("Versions", "versions")):
         with st.expander(title):
             st.json(manifest.get(key) or {})
@@ -79,13 +97,15 @@ def run_summary(run: Run) -> None:
 
 
 def compare(names: list[str], current: Run) -> None:
-    st.subheader("Compare runs")
-    chosen = st.multiselect("Runs", names, default=[current.name], key="compare")
-    if len(chosen) < 2:
-        st.caption("Pick two or more runs to compare their configurations and stage timings.")
+    """The current run beside others: stage timings and the settings that differ. The list is keyed by
+    the current run, so switching runs starts a fresh comparison instead of keeping a stale one."""
+    st.subheader(f"Compare {current.name} with other runs")
+    others = st.multiselect("Other runs", [n for n in names if n != current.name], key=f"compare-{current.name}")
+    if not others:
+        st.caption("Pick one or more runs to compare configurations and stage timings; the Compare page compares their results.")
         return
-    opened = []
-    for name in chosen:
+    opened = [current]
+    for name in others:
         try:
             opened.append(Run.open(loaders.runs_root(), name))
         except loaders.DataError as exc:
@@ -93,18 +113,15 @@ def compare(names: list[str], current: Run) -> None:
     if len(opened) < 2:
         return
     timings = pl.concat([r.stages.with_columns(run=pl.lit(r.name)) for r in opened])
-    widgets.show_figure(figures.stage_timings(timings), widgets.export_name(current, "timings"))
-    differences = config_differences(opened)
-    st.dataframe(differences, hide_index=True)
-    widgets.export_table(differences, widgets.export_name(current, "config-differences"))
+    widgets.show_figure(stage_timings(timings), widgets.export_name(current, "timings"), f"Seconds per stage — runs {', '.join(r.name for r in opened)}")
+    widgets.show_table(config_differences(opened), widgets.export_name(current, "config-differences"))
 
 
 st.title("Runs")
 catalog = widgets.runs_catalog()
 st.caption(f"{catalog.height} run(s) under {loaders.runs_root()}")
-listing = catalog_view(catalog)
-st.dataframe(listing, hide_index=True)
-widgets.export_table(listing, "catalog")
+widgets.show_table(catalog_view(catalog), "catalog", CATALOG_WIDTHS)
+errors(catalog)
 run = widgets.current_run()
 run_summary(run)
 compare(catalog["run_dir"].to_list(), run)

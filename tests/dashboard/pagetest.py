@@ -11,17 +11,30 @@ import polars as pl
 from streamlit.testing.v1 import AppTest
 
 from dashboard import APP
+from dashboard import PAGES as PAGE_INFO
 
-PAGES = ("views/runs.py", "views/nnts.py", "views/nntp.py", "views/layers.py", "views/models.py", "views/samples.py")
+PAGES = tuple(f"views/{p.file}" for p in PAGE_INFO)
 
 
-def open_page(page: str, run: str | None = None) -> AppTest:
-    """Run the app (with ?run=<run>) and switch to `page`, as a browser following a link would."""
+def open_page(page: str, run: str | None = None, **params: str) -> AppTest:
+    """Run the app (with ?run=<run> and other query parameters) and switch to `page`, as a link would."""
     at = AppTest.from_file(str(APP), default_timeout=60)
-    if run is not None:
-        at.query_params["run"] = run
+    for name, value in {**({"run": run} if run is not None else {}), **params}.items():
+        at.query_params[name] = value
     at.run()
     return at.switch_page(page).run()
+
+
+def widget(at: AppTest, kind: str, label: str) -> Any:
+    """The one widget of `kind` (selectbox, radio, …) whose label starts with `label`."""
+    (found,) = [w for w in getattr(at, kind) if w.label.startswith(label)]
+    return found
+
+
+def texts(at: AppTest) -> list[str]:
+    """Titles, headers, captions and messages of the page, as shown."""
+    kinds = ("title", "header", "subheader", "caption", "markdown", "error", "warning", "info")
+    return [str(e.value) for kind in kinds for e in getattr(at, kind)]
 
 
 def messages(at: AppTest) -> dict[str, list[str]]:

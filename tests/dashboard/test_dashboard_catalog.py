@@ -69,3 +69,27 @@ def test_resolve_inside_refuses_a_symlink_out_of_root(tmp_path: Path) -> None:
     os.symlink(outside, root / "link")
     with pytest.raises(catalog.PathRefused):
         catalog.resolve_inside(root, "link")
+
+
+@pytest.mark.parametrize("field", [{"config": "oops"}, {"models": ["lenet"]}, {"stages": {"samples": "done"}}, {"config": {"k": "oops"}},
+                                   {"conventions": {"k": "oops"}}, {"n_samples": "many"}, {"models": {"lenet": 3}},
+                                   {"config": {"dataset": "digits"}}, {"stages": {"samples": {"seconds": "slow"}}}, [1, 2]])
+def test_a_field_of_the_wrong_type_makes_that_run_unreadable_and_keeps_the_rest(tmp_path: Path, field: dict | list) -> None:
+    for name in ("good", "bad"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "good" / "manifest.json").write_text(json.dumps({"status": "complete", "config": {"dataset": {"name": "digits"}}, "n_samples": 5}))
+    (tmp_path / "bad" / "manifest.json").write_text(json.dumps({"status": "complete", **field} if isinstance(field, dict) else field))
+    rows = {r["run_dir"]: r for r in catalog.scan(tmp_path).iter_rows(named=True)}
+    assert (rows["good"]["status"], rows["good"]["dataset"], rows["good"]["n_samples"]) == ("complete", "digits", 5)
+    assert rows["bad"]["status"] == catalog.UNREADABLE and rows["bad"]["error"].startswith("manifest.json")
+
+
+def test_a_manifest_linked_from_outside_the_run_is_refused_not_read(tmp_path: Path) -> None:
+    outside = tmp_path / "secret.json"
+    outside.write_text(json.dumps({"status": "complete", "fingerprint": "stolen", "config": {"dataset": {"name": "secret"}}}))
+    (tmp_path / "runs" / "linked").mkdir(parents=True)
+    (tmp_path / "runs" / "linked" / "manifest.json").symlink_to(outside)
+    (row,) = catalog.scan(tmp_path / "runs").iter_rows(named=True)
+    assert row["status"] == catalog.UNREADABLE and "leads outside" in row["error"] and row["fingerprint"] is None
+    with pytest.raises(catalog.ManifestError, match="leads outside"):
+        catalog.read_manifest(tmp_path / "runs" / "linked")

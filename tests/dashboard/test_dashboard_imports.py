@@ -17,7 +17,7 @@ sys.path.insert(0, {tests!r})
 from pagetest import PAGES, open_page
 for page in PAGES:
     assert not open_page(page, {run!r}).exception, page
-import nnts_ray.dashboard_cli, dashboard.report
+import dashboard.cli, dashboard.report
 heavy = sorted(m for m in ("torch", "ray", "faiss") if m in sys.modules)
 assert not heavy, heavy
 """
