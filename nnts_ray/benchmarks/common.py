@@ -44,11 +44,16 @@ def timed(fn) -> float:
 @dataclass
 class PeakRSS:
     """Peak resident memory of a process and all its descendants (Ray's raylet and workers included),
-    sampled every `interval` seconds in a background thread."""
+    sampled every `interval` seconds in a background thread. `peak_bytes` sums each process's RSS, so
+    pages shared between processes (torch's libraries in every Ray worker, the object store) count once
+    per process; with `pss=True`, `peak_pss_bytes` sums proportional set sizes: each shared page split
+    among its users, the physical memory the tree really holds."""
 
     pid: int = field(default_factory=os.getpid)
     interval: float = 0.5
     peak_bytes: int = 0
+    pss: bool = False
+    peak_pss_bytes: int = 0
 
     def sample(self) -> int:
         try:
@@ -56,12 +61,17 @@ class PeakRSS:
             procs = [root, *root.children(recursive=True)]
         except psutil.NoSuchProcess:
             return 0
-        total = 0
+        total = pss = 0
         for p in procs:
             try:
-                total += p.memory_info().rss
+                if self.pss:
+                    info = p.memory_full_info()
+                    total, pss = total + info.rss, pss + info.pss
+                else:
+                    total += p.memory_info().rss
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 pass
+        self.peak_pss_bytes = max(self.peak_pss_bytes, pss)
         return total
 
     @contextmanager
@@ -84,3 +94,7 @@ class PeakRSS:
     @property
     def peak_gib(self) -> float:
         return self.peak_bytes / 2**30
+
+    @property
+    def peak_pss_gib(self) -> float:
+        return self.peak_pss_bytes / 2**30

@@ -16,6 +16,19 @@ from pathlib import Path
 from nnts_ray.benchmarks.common import PeakRSS, machine, matmul_gflops
 
 
+def _linked(run_dir: Path, model: str, layer: str) -> bool:
+    """A probe point whose neighbour files were linked from an identical feature matrix (not searched)."""
+    from nnts_ray.io import read_json
+    from nnts_ray.naming import RunPaths
+    from nnts_ray.stages.neighbours import _part_name
+
+    marker = RunPaths(run_dir).marker("neighbours", model, layer, _part_name(0))
+    try:
+        return bool(read_json(marker).get("same_as"))
+    except (OSError, ValueError):
+        return False
+
+
 def main(argv: list[str]) -> None:
     from nnts_ray.cli import load_config
 
@@ -24,7 +37,7 @@ def main(argv: list[str]) -> None:
     exe = Path(sys.executable).with_name("nnts-ray")
     t0 = time.perf_counter()
     proc = subprocess.Popen([str(exe), *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    rss = PeakRSS(pid=proc.pid, interval=1.0)
+    rss = PeakRSS(pid=proc.pid, interval=1.0, pss=True)
     with rss.watch():
         for line in proc.stdout:  # type: ignore[union-attr]
             if line.startswith("[nnts-ray"):
@@ -35,17 +48,25 @@ def main(argv: list[str]) -> None:
         sys.exit(f"nnts-ray failed with exit code {proc.returncode}")
     m = json.loads((Path(rc.run_dir) / "manifest.json").read_text())
     n = m["n_samples"]
-    flops = sum(2 * n * n * p["dim"] for model in m["models"].values() for p in model["probe_points"])
+    searched = [p for name, model in m["models"].items() for p in model["probe_points"]
+                if not _linked(Path(rc.run_dir), name, p["layer"])]
+    flops = sum(2 * n * n * p["dim"] for p in searched)  # identical feature matrices are searched once
     floor = flops / (gflops * 1e9)
+    n_probes = sum(len(model["probe_points"]) for model in m["models"].values())
     print(f"\nmachine: {machine()}; float32 matmul {gflops:.0f} GFLOP/s")
     print(f"command: nnts-ray {' '.join(argv)}")
     print("| stage | seconds |\n| --- | ---: |")
     for stage, rec in m["stages"].items():
         print(f"| {stage} | {rec.get('seconds', float('nan')):.1f} |")
     print(f"| total wall (incl. start-up) | {wall:.1f} |")
+    print(f"{len(m['models'])} models, {n_probes} probe points, {len(searched)} distinct feature matrices searched")
     print(f"exact-search GEMM floor {floor:.1f} s ({flops / 1e12:.1f} TFLOP); "
           f"total / floor = {wall / floor:.2f}; neighbours stage / floor = {m['stages']['neighbours']['seconds'] / floor:.2f}")
-    print(f"peak RSS of the process tree: {rss.peak_gib:.2f} GiB")
+    print(f"peak memory of the process tree: RSS summed {rss.peak_gib:.2f} GiB (shared pages once per process), "
+          f"PSS summed {rss.peak_pss_gib:.2f} GiB (shared pages split among their users)")
+    stages = {s: r.get("seconds", 0.0) for s, r in m["stages"].items()}
+    print("share of the total: " + ", ".join(f"{s} {v / wall:.0%}" for s, v in stages.items())
+          + f", outside any stage {(wall - sum(stages.values())) / wall:.0%}")
     size = sum(f.stat().st_size for f in (Path(rc.run_dir) / "neighbours").rglob("*.parquet"))
     print(f"neighbour tables on disk: {size / 2**30:.2f} GiB")
 

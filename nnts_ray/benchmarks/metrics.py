@@ -39,7 +39,7 @@ def neighbour_lists(n: int, k: int, probes: int, seed: int = 0) -> Iterator[np.n
 
 
 def write_table(rows: np.ndarray, ids: np.ndarray, out: Path, part_rows: int = 2000) -> None:
-    """A stored neighbour table as a run keeps it (SPEC §4 columns): part files of `part_rows` samples."""
+    """A stored neighbour table as a run keeps it (schemas.NEIGHBOURS columns): part files of `part_rows` samples."""
     n, k = rows.shape
     out.mkdir()
     for i, s in enumerate(range(0, n, part_rows)):
@@ -89,16 +89,17 @@ def reference_nntp(lists: list[np.ndarray]) -> np.ndarray:
     return t
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=60000)
     ap.add_argument("--probes", type=int, default=12)
     ap.add_argument("--k", type=int, nargs="+", default=[15, 100])
     ap.add_argument("--reference-pairs", type=int, default=0, help="time this many pairs and scale (0 = all)")
     ap.add_argument("--repeat", type=int, default=2, help="rounds of NNTS and its reference (best kept)")
-    a = ap.parse_args()
-    from nnts_ray.metrics.nnts import Probe, nnts
+    a = ap.parse_args(argv)
+    from nnts_ray.metrics.nnts import nnts
     from nnts_ray.metrics.nntp import nntp
+    from nnts_ray.plan import ProbePoint
 
     print(f"machine: {machine()}\n")
     print(f"NNTS and its reference: best of {a.repeat} rounds; NNTP and its reference: one call\n")
@@ -111,7 +112,7 @@ def main() -> None:
         # probes the references need in memory (int32): the NNTS pairs timed; every probe for NNTP
         kept = set(range(a.probes)) if k <= NNTP_MAX_K else {p for pair in timed for p in pair}
         ids = np.arange(a.n, dtype=np.int64)
-        probes = [Probe("m", f"l{v}", v) for v in range(a.probes)]
+        probes = [ProbePoint("m", f"l{v}", v) for v in range(a.probes)]
         sorted_lists, lists = {}, {}
         with tempfile.TemporaryDirectory() as tmp:
             for p, rows in zip(probes, neighbour_lists(a.n, k, a.probes)):
@@ -134,7 +135,7 @@ def main() -> None:
                     t_ref = min(t_ref, time.perf_counter() - t0)
                 t0 = time.perf_counter()
                 if k <= NNTP_MAX_K:
-                    runs, _ = nntp([(p.position, scans[("m", p.layer)]) for p in probes], ids, k, [0])
+                    runs = nntp([(p.position, scans[("m", p.layer)]) for p in probes], ids, k, [0]).runs
                 t_nntp = time.perf_counter() - t0 if k <= NNTP_MAX_K else float("nan")
         t_ref *= len(pairs) / len(timed)
         i, j = timed[0]

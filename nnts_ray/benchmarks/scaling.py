@@ -22,7 +22,7 @@ PROBES = "[input,P0,P1,R2,O]"
 
 def run_once(n: int, index: str, root: Path) -> dict:
     run_dir = root / f"{index.replace(',', '_')}-{n}"
-    args = [f"run_dir={run_dir}", "dataset=synthetic", f"dataset.n={n}", "k=[15,100]",
+    args = [f"run_dir={run_dir}", "dataset=synthetic", f"dataset.synthetic.n={n}", "k=[15,100]",
             f"model.probes={PROBES}", "model.train.enabled=false", f"knn.index='{index}'",
             f"paths.cache_dir={root}/cache", "metrics.cka=false"]
     if index != "exact":

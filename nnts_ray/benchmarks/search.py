@@ -61,33 +61,39 @@ def bench(x: np.ndarray, k: int, repeat: int, with_sklearn: bool, with_ray: bool
 
 @contextmanager
 def _ray_stage(x: np.ndarray, k: int):
-    """The pipeline's search stage on one probe point (features file → search actors → Parquet parts).
-    Yields a `prepare()` that writes the features into a fresh run directory and returns the search
-    into it. Actors are started once (as a run starts them once for all its probe points) and warmed
-    up before any timing."""
+    """The pipeline's search stage on one probe point (features file → search actors → Parquet parts,
+    dispatched as the stage dispatches them). Yields a `prepare()` that writes the features into a
+    fresh run directory and returns the search into it. Actors are started once (as a run starts
+    them once for all its probe points) and warmed up before any timing."""
     import ray
 
+    from nnts_ray.cluster import run_tasks, start_actors, stop_actors
     from nnts_ray.naming import RunPaths
-    from nnts_ray.stages.neighbours import SearchPlan, search_probe, start_searchers
+    from nnts_ray.plan import SearchSpec
+    from nnts_ray.stages.neighbours import PartJob, ShardSearcher, ShardSpec, part_rows
 
     if not ray.is_initialized():
         ray.init(num_cpus=2, include_dashboard=False, logging_level="warning")
-    searchers = start_searchers(2, 0)
-    plan = SearchPlan(k=k, metric="l2", query_block=4096, refine_ranks=128)
-    ids = np.arange(len(x), dtype=np.int64)
+    searchers = start_actors(ShardSearcher, 2, 0, "cpu")
+    spec, n = SearchSpec(k=k), len(x)
+    ids_ref = ray.put(np.arange(n, dtype=np.int64))
+    step = part_rows(n, spec.query_block, len(searchers))
     with tempfile.TemporaryDirectory() as tmp:
         runs = iter(range(1 << 30))
 
         def prepare():
             paths = RunPaths(Path(tmp) / str(next(runs)))
-            paths.activations("bench", "x").parent.mkdir(parents=True)
-            np.save(paths.activations("bench", "x"), x)
-            return lambda: search_probe(paths, "bench", "x", ids, plan, searchers)
+            features = paths.activations("bench", "x")
+            features.parent.mkdir(parents=True)
+            np.save(features, x)
+            jobs = [PartJob(ShardSpec(str(features), 0, n, "l2"), lo, min(lo + step, n),
+                            str(paths.neighbours_part("bench", "x", i))) for i, lo in enumerate(range(0, n, step))]
+            return lambda: run_tasks(searchers, jobs, lambda a, job: a.search_part.remote(job, spec, ids_ref),
+                                     lambda job, records: None)
 
         prepare()()  # warm-up: actors up, libraries loaded
         yield prepare
-    for s in searchers:
-        ray.kill(s)
+    stop_actors(searchers)
 
 
 def main() -> None:
