@@ -8,7 +8,7 @@ import sys
 import time
 
 _T0 = time.perf_counter()
-_LINE_EVERY_S = 10.0  # a log gets a line at most this often per task (and always the last one)
+_LINE_EVERY_S = 10.0  # a log gets a line at most this often per task (plus the first step and the last)
 
 
 def log(msg: str) -> None:
@@ -54,11 +54,12 @@ class Progress:
         self.done += n
         now = time.perf_counter()
         finished = self.done >= self.total
+        first = self.done - n == self.done_before  # the first step of this attempt: the earliest ETA
         if self.tty:
             self._draw(now, note)
             if finished:
                 _end_bar()
-        elif finished or now - self._last >= _LINE_EVERY_S:
+        elif finished or first or now - self._last >= _LINE_EVERY_S:
             self._last = now
             log(self.line(now, note))
 
