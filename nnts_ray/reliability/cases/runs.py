@@ -95,8 +95,10 @@ def interrupt_driver(sig: int, group: bool = False) -> Callable[[Workspace], Obs
 
 
 def kill_search_worker(ws: Workspace) -> Observation:
-    """SIGKILL a search actor's process while it searches; Ray restarts it and the run must end
-    equal to a clean run."""
+    """SIGKILL a search actor's process during the search stage; Ray restarts it and the run must end
+    equal to a clean run. The actor is matched by its process title for its whole life (`ray::ShardSearcher`,
+    `.search_part` while a task runs), not only while a task runs: on a fast machine a small run's tasks
+    last milliseconds and polling for them would make the fault land by chance."""
     launch = _start(ws)
 
     def searching():
@@ -104,7 +106,7 @@ def kill_search_worker(ws: Workspace) -> Observation:
             return True
         for p in processes_of(launch.ray_tmp):
             try:
-                if p.cmdline() and p.cmdline()[0].startswith("ray::ShardSearcher.search"):
+                if p.cmdline() and p.cmdline()[0].startswith("ray::ShardSearcher"):
                     return p
             except Exception:  # noqa: BLE001 — a process that ended meanwhile
                 continue
