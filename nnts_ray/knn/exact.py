@@ -138,9 +138,8 @@ class ShardIndex:
         set is database row j. Exact search on a whole database (offset 0) only.
 
         The sets follow the tie rule without ordering anything: one partition per query finds the k-th
-        smallest distance t (self excluded by index), members are the rows below t plus the lowest rows
-        at t; a query whose k-th and (k + slack)-th distances are within float error of each other is
-        decided on exact distances instead, like `_complete_ties`."""
+        smallest distance t (self excluded by index); rows clearly below t are members, and the rows
+        within float error of t are decided on exact distances, ties by row (`_member_sets`)."""
         assert self.offset == 0 and self.approx is None, "sets need the whole database, searched exactly"
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         on_torch = (self.force_backend or backend(self.device, kc)) in ("torch", "faiss_gpu")
@@ -160,25 +159,32 @@ class ShardIndex:
         return d2, local, self._member_sets(queries, g, set_ks)
 
     def _member_sets(self, queries: np.ndarray, g, set_ks: list[int]) -> list[np.ndarray]:
-        """Bit sets from distances `g` (q, m), a numpy array or a torch tensor (kept on its device)."""
+        """Bit sets from distances `g` (q, m), a numpy array or a torch tensor (kept on its device).
+
+        The fast distances carry float error well below `tol`, so with t the k-th smallest of a row:
+        rows below t − tol are members and rows above t + tol are not, whatever the error; the rows in
+        between (the band: t itself, its exact ties, near-ties) fill the remaining places by exact
+        distance (float64, rounded to float32 like a ranked search's re-scored head), ties by row.
+        Only the band is re-scored, so the cost is a few rows a query, not a full exact row."""
         m, q = g.shape[1], len(queries)
-        slack = [candidates_needed(k, m) - 2 for k in set_ks]  # the (k + slack)-th other row, as in a search
-        stats = _order_stats(g, sorted({v for k, s in zip(set_ks, slack) for v in (k - 1, min(s, m - 2))}))
+        stats = _order_stats(g, sorted({k - 1 for k in set_ks}))
         tol = 1e-5 * (np.einsum("qd,qd->q", queries, queries) + self.max_sq_norm) + 1e-30
         words = -(-m // 64)
         out = []
-        for k, s in zip(set_ks, slack):
+        for k in set_ks:
             t = stats[k - 1]  # (q,) the k-th smallest distance to another row
-            member = _numpy(g <= _column(g, t))  # (q, m) bool; more than k where rows tie at t
-            count = member.sum(axis=1)
-            for i in np.flatnonzero(count != k):  # ties at t: keep the lowest rows (the tie rule)
-                at_t = np.flatnonzero(_numpy(g[i]) == t[i])
-                member[i, at_t[k - (count[i] - len(at_t)):]] = False
-            for i in np.flatnonzero(stats[min(s, m - 2)] - t <= tol):  # within float error: exact
-                exact = self._exact_row(queries[i]).astype(np.float32)  # rounded as _complete_ties rounds
-                exact[np.isinf(_numpy(g[i]))] = np.inf  # self stays out
-                member[i] = False
-                member[i, np.lexsort((np.arange(m), exact))[:k]] = True
+            below = (t - tol).astype(np.float32)
+            above = (t + tol).astype(np.float32)
+            member = _numpy(g <= _column(g, below)).copy()  # (q, m) bool: members whatever the error
+            band = _numpy((g > _column(g, below)) & (g <= _column(g, above)))
+            need = k - member.sum(axis=1)  # places left for the band (the band holds at least that many)
+            fits = band.sum(axis=1) == need
+            member[fits] |= band[fits]
+            for i in np.flatnonzero(~fits):  # more candidates than places: exact distances decide
+                cand = np.flatnonzero(band[i])
+                diff = self.base[cand] - queries[i]
+                exact = np.einsum("bd,bd->b", diff, diff, dtype=np.float64).astype(np.float32)
+                member[i, cand[np.lexsort((cand, exact))[: need[i]]]] = True
             bits = np.zeros((q, words * 8), np.uint8)
             bits[:, : -(-m // 8)] = np.packbits(member, axis=1)
             out.append(bits.view(np.uint64))

@@ -69,3 +69,35 @@ def test_the_cuda_set_path_equals_the_cpu_path():
     b = gpu.search_with_sets(x[rows], rows, 21, candidates_needed(20, n), 128, [300, 600])
     for bits_a, bits_b in zip(a[2], b[2]):
         assert np.mean(bits_a == bits_b) > 0.9999  # only near-ties within GEMM rounding may differ
+
+
+def _near_tie_at(k: int, m: int, d: int, seed: int) -> np.ndarray:
+    """Row 0 is the query; row j > 0 lies at squared distance j from it, except that the rows at ranks
+    k and k + 1 are 1e-3 apart, the nearer one on the higher row. Everything sits far from the origin,
+    so the fast GEMM form ‖b‖² − 2q·b + ‖q‖² carries an error (~1e-2) larger than that gap while the
+    next gap (1) stays above the near-tie tolerance: only exact distances decide the boundary."""
+    rng = np.random.default_rng(seed)
+    sq = np.arange(m, dtype=np.float64)
+    sq[k], sq[k + 1] = k + 1e-3, k  # row k + 1 is the nearer of the pair
+    u = rng.standard_normal((m, d))
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    offset = rng.standard_normal(d)
+    offset *= np.sqrt(1e5) / np.linalg.norm(offset)
+    x = offset + np.sqrt(sq)[:, None] * u
+    return x.astype(np.float32)
+
+
+def test_a_near_tie_at_the_boundary_is_decided_on_exact_distances():
+    """Membership at k must follow the exact (float64, rounded to float32) distances whenever the
+    k-th and (k + 1)-th GEMM distances are within float error — not only when the whole slack is."""
+    k, m, wrong = 40, 120, []
+    for seed in range(30):
+        x = _near_tie_at(k, m, 8, seed)
+        rows = np.arange(1, dtype=np.int64)
+        _, _, (bits,) = ShardIndex(prepare(x, "l2")).search_with_sets(x[rows], rows, 11, 16, 128, [k])
+        reference, _ = brute_force_knn(x, k)
+        ranked = knn_rows(x, k, query_block=64).rows[0]  # the ranked path re-scores its head exactly
+        assert set(ranked.tolist()) == set(reference[0].tolist())
+        if _sets(bits, m)[0] != set(reference[0].tolist()):
+            wrong.append(seed)
+    assert wrong == [], f"wrong sets for seeds {wrong}"
