@@ -182,8 +182,7 @@ class ShardIndex:
             member[fits] |= band[fits]
             for i in np.flatnonzero(~fits):  # more candidates than places: exact distances decide
                 cand = np.flatnonzero(band[i])
-                diff = self.base[cand] - queries[i]
-                exact = np.einsum("bd,bd->b", diff, diff, dtype=np.float64).astype(np.float32)
+                exact = exact_d2(queries[i : i + 1], self.base, cand[None, :])[0]
                 member[i, cand[np.lexsort((cand, exact))[: need[i]]]] = True
             bits = np.zeros((q, words * 8), np.uint8)
             bits[:, : -(-m // 8)] = np.packbits(member, axis=1)
