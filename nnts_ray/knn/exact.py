@@ -19,9 +19,11 @@ import numpy as np
 
 GPU_FAISS_K_LIMIT = 2048  # faiss-gpu flat indexes cap k here; larger k goes through torch on GPU
 FAISS_CPU_K_LIMIT = 256  # above this, FAISS's per-query heaps lose to GEMM + key selection (measured)
-_GATHER_BUDGET = 1 << 24  # floats gathered at once while re-scoring candidates
+_GATHER_BUDGET = 1 << 20  # floats gathered at once while re-scoring candidates (4 MB: stays in cache, 2x faster than 64 MB)
 _BLOCK_BUDGET = 1 << 26  # distance-block elements (256 MB of float32) in the blocked exact path
 _KEY_ROWS = 64  # query rows selected at once in the blocked path ((64, m) uint64 keys)
+_SAMPLE_COLS = 4096  # columns sampled to bracket a row's order statistic (`_bracket`)
+_SET_ROWS = 128  # query rows turned into sets at once: their (rows, m) masks stay a few MB
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,32 @@ def exact_d2(queries: np.ndarray, base: np.ndarray, rows: np.ndarray, base_offse
     return out
 
 
+def exact_pairs(queries: np.ndarray, base: np.ndarray, qi: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """`exact_d2` for a flat list of (query qi[j], base row rows[j]) pairs: (N,) float32, the same
+    arithmetic, a bounded gather at a time."""
+    out = np.empty(len(rows), dtype=np.float32)
+    step = max(1, _GATHER_BUDGET // max(1, queries.shape[1]))
+    for s in range(0, len(rows), step):
+        diff = base[rows[s : s + step]] - queries[qi[s : s + step]]  # (b, d)
+        out[s : s + step] = np.einsum("cd,cd->c", diff, diff, dtype=np.float64)
+    return out
+
+
+def row_keys(rr: np.ndarray, cc: np.ndarray, values: np.ndarray, r: int, kc: int) -> tuple[np.ndarray, np.ndarray]:
+    """For entries (row rr, column cc, value ≥ 0) listed row by row, each row's kc smallest by
+    (value, column) — the tie rule — sorted: (values (r, kc) float32, columns (r, kc) int64). Every
+    row must have at least kc entries."""
+    counts = np.bincount(rr, minlength=r)
+    keys = np.full((r, counts.max(initial=kc)), np.iinfo(np.uint64).max, np.uint64)
+    place = np.arange(len(rr)) - np.repeat(np.cumsum(counts) - counts, counts)
+    keys[rr, place] = (np.asarray(values, np.float32).view(np.uint32).astype(np.uint64) << np.uint64(32)) \
+        | cc.astype(np.uint64)
+    if keys.shape[1] > kc:
+        keys = np.partition(keys, kc - 1, axis=1)[:, :kc]
+    keys.sort(axis=1)
+    return split_keys(keys)
+
+
 def backend(device: str, kc: int) -> str:
     """The top-kc path for a device: on CPU FAISS's heaps for small k, GEMM + key selection beyond;
     on CUDA faiss-gpu where it is installed and k fits its cap, else torch GEMM + top-k."""
@@ -119,8 +147,8 @@ class ShardIndex:
             return np.empty((len(queries), 0), np.float32), np.empty((len(queries), 0), np.int64)
         return self._finish(queries, *self._gemm_topk(queries, kc), need, refine_ranks)
 
-    def _finish(self, queries: np.ndarray, d2: np.ndarray, local: np.ndarray, need: int, refine_ranks: int
-                ) -> tuple[np.ndarray, np.ndarray]:
+    def _finish(self, queries: np.ndarray, d2: np.ndarray, local: np.ndarray, need: int, refine_ranks: int,
+                g=None) -> tuple[np.ndarray, np.ndarray]:
         """Candidates as `search` returns them: leading ranks re-scored exactly, boundary ties completed."""
         kc = d2.shape[1]
         if refine_ranks > 0:
@@ -128,7 +156,7 @@ class ShardIndex:
             head, hrows = sort_rows(exact_d2(queries, self.base, local[:, :r]), local[:, :r])
             d2 = np.concatenate([head, d2[:, r:]], axis=1)
             local = np.concatenate([hrows, local[:, r:]], axis=1)
-        d2, local = self._complete_ties(queries, d2, local, min(need, kc))
+        d2, local = self._complete_ties(queries, d2, local, min(need, kc), g)
         return d2, local + self.offset
 
     def search_with_sets(self, queries: np.ndarray, query_rows: np.ndarray, need: int, kc: int, refine_ranks: int,
@@ -148,13 +176,9 @@ class ShardIndex:
             d2, local = _order_ties(*_torch_smallest(g, kc))
         else:
             qa, qn = self._gemm_operands(queries)
-            g = self._gemm_block(qa, qn, 0, len(self.base))  # (q, m) float32: the values _blocked_topk selects from
-            best = np.empty((len(queries), kc), np.uint64)
-            kept = self._select_keys(best, 0, g, 0, kc)
-            best = np.ascontiguousarray(best[:, :kept])
-            best.sort(axis=1)
-            d2, local = split_keys(best)
-        d2, local = self._finish(queries, d2, local, need, refine_ranks)
+            g = self._gemm_block(qa, qn, 0, len(self.base), self._buffer(len(queries)))  # (q, m): as _blocked_topk's
+            d2, local = self._smallest_keys(g, min(kc, g.shape[1]))
+        d2, local = self._finish(queries, d2, local, need, refine_ranks, g)
         g[_index(g, np.arange(len(queries))), _index(g, query_rows)] = np.inf  # self is never its own neighbour
         return d2, local, self._member_sets(queries, g, set_ks)
 
@@ -167,38 +191,120 @@ class ShardIndex:
         distance (float64, rounded to float32 like a ranked search's re-scored head), ties by row.
         Only the band is re-scored, so the cost is a few rows a query, not a full exact row."""
         m, q = g.shape[1], len(queries)
-        stats = _order_stats(g, sorted({k - 1 for k in set_ks}))
-        tol = 1e-5 * (np.einsum("qd,qd->q", queries, queries) + self.max_sq_norm) + 1e-30
+        tol = self._tol(queries)
         words = -(-m // 64)
-        out = []
-        for k in set_ks:
+        out = [np.zeros((q, words * 8), np.uint8) for _ in set_ks]
+        if isinstance(g, np.ndarray):  # rows a few at a time; t found without ordering the whole row
+            for s in range(0, q, _SET_ROWS):
+                rows = slice(s, s + _SET_ROWS)
+                brackets = self._bracket(g[rows], set_ks, tol[rows])
+                for k, bits in zip(set_ks, out):
+                    member = self._members(queries[rows], g[rows], k, tol[rows], brackets[k])
+                    bits[rows, : -(-m // 8)] = np.packbits(member, axis=1)
+            return [bits.view(np.uint64) for bits in out]
+        stats = _order_stats(g, sorted({k - 1 for k in set_ks}))
+        for k, bits in zip(set_ks, out):
             t = stats[k - 1]  # (q,) the k-th smallest distance to another row
             below = (t - tol).astype(np.float32)
             above = (t + tol).astype(np.float32)
             member = _numpy(g <= _column(g, below)).copy()  # (q, m) bool: members whatever the error
-            band = _numpy((g > _column(g, below)) & (g <= _column(g, above)))
-            need = k - member.sum(axis=1)  # places left for the band (the band holds at least that many)
-            fits = band.sum(axis=1) == need
-            member[fits] |= band[fits]
-            for i in np.flatnonzero(~fits):  # more candidates than places: exact distances decide
-                cand = np.flatnonzero(band[i])
-                exact = exact_d2(queries[i : i + 1], self.base, cand[None, :])[0]
-                member[i, cand[np.lexsort((cand, exact))[: need[i]]]] = True
-            bits = np.zeros((q, words * 8), np.uint8)
+            rr, cc = np.nonzero(_numpy((g > _column(g, below)) & (g <= _column(g, above))))
+            self._fill_band(queries, member, rr, cc, k - member.sum(axis=1))
             bits[:, : -(-m // 8)] = np.packbits(member, axis=1)
-            out.append(bits.view(np.uint64))
-        return out
+        return [bits.view(np.uint64) for bits in out]
 
-    def _exact_row(self, query: np.ndarray) -> np.ndarray:
-        """Squared distances of one query to every row, by direct differences in float64 (rows read in
-        chunks, so a wide database never makes an (m, d) temporary)."""
-        m = self.base.shape[0]
-        out = np.empty(m, np.float64)
-        step = max(1, _GATHER_BUDGET // max(1, self.base.shape[1]))
-        for lo in range(0, m, step):
-            diff = self.base[lo : lo + step] - query  # (b, d) float32
-            out[lo : lo + step] = np.einsum("bd,bd->b", diff, diff, dtype=np.float64)
-        return out
+    def _members(self, queries: np.ndarray, g: np.ndarray, k: int, tol: np.ndarray, bracket: tuple) -> np.ndarray:
+        """(r, m) bool: the rule of `_member_sets` for a few rows of numpy distances, without a
+        partition of whole rows: a bracket [L, H] from a column sample (`_bracket`, widened by tol)
+        leaves rows ≤ L as members and only the few in (L, H] to look at. The k-th smallest t is
+        found among those; the bracket holds when t − tol ≥ L and t + tol ≤ H (every member-for-sure
+        and band row then lies in (L, H] or below L). Rows where it does not are done again with the
+        bracket (−inf, +inf), which is the rule on the whole row."""
+        r, m = g.shape
+        lo, hi = bracket
+        member = g <= lo[:, None]
+        below = np.count_nonzero(member, axis=1)
+        mid = g <= hi[:, None]
+        mid ^= member  # lo ≤ hi, so (lo, hi] = (≤ hi) minus (≤ lo)
+        rr, cc = _nonzero(mid)
+        vals = g[rr, cc]
+        counts = np.bincount(rr, minlength=r)
+        ordered = np.full((r, counts.max(initial=1)), np.inf, np.float32)  # each row's values in (L, H], sorted
+        ordered[rr, np.arange(len(rr)) - np.repeat(np.cumsum(counts) - counts, counts)] = vals
+        ordered.sort(axis=1)
+        j = k - 1 - below  # t's place among its row's values in (L, H]
+        found = (j >= 0) & (j < counts)
+        t = np.where(found, ordered[np.arange(r), np.clip(j, 0, ordered.shape[1] - 1)], np.float32(np.nan))
+        sure_max = (t - tol).astype(np.float32)
+        band_max = (t + tol).astype(np.float32)
+        with np.errstate(invalid="ignore"):
+            ok = (lo <= sure_max) & (band_max <= hi)  # False where t is NaN (not found in (L, H])
+        keep = ok[rr]
+        rr, cc, vals = rr[keep], cc[keep], vals[keep]
+        sure = vals <= sure_max[rr]
+        member[rr[sure], cc[sure]] = True
+        band = ~sure & (vals <= band_max[rr])
+        self._fill_band(queries, member, rr[band], cc[band], k - below - np.bincount(rr[sure], minlength=r))
+        redo = np.flatnonzero(~ok)
+        if len(redo):
+            every = np.full(len(redo), np.inf, np.float32)
+            member[redo] = self._members(queries[redo], g[redo], k, tol[redo], (-every, every))
+        return member
+
+    def _fill_band(self, queries: np.ndarray, member: np.ndarray, rr: np.ndarray, cc: np.ndarray, need: np.ndarray
+                   ) -> None:
+        """Set the `need[i]` places left in row i from its band entries (rr, cc) (row-major): all of
+        them when they fit, else the nearest by exact distance, ties by column (the tie rule)."""
+        if len(rr) == 0:
+            return
+        size = np.bincount(rr, minlength=len(member))
+        fits = size[rr] == need[rr]
+        member[rr[fits], cc[fits]] = True
+        rr, cc = rr[~fits], cc[~fits]
+        if len(rr):  # more candidates than places: exact distances decide
+            exact = exact_pairs(queries, self.base, rr, cc)
+            order = np.lexsort((cc, exact, rr))
+            rr, cc = rr[order], cc[order]
+            place = np.arange(len(rr)) - np.searchsorted(rr, rr)  # rank within the row
+            pick = place < need[rr]
+            member[rr[pick], cc[pick]] = True
+
+    def _bracket(self, g: np.ndarray, ks: list[int], tol: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """{k: (L, H)} float32 per row, likely around the row's k-th smallest value: the order
+        statistics of a fixed column sample 5 standard deviations (+2) either side of where the k-th
+        lands in it, widened by tol; −inf/+inf where that runs off the sample. A hint: callers verify."""
+        r, m = g.shape
+        if getattr(self, "_sample", (None,))[0] != m:
+            self._sample = (m, np.sort(np.random.default_rng(0).choice(m, min(m, _SAMPLE_COLS), replace=False)))
+        s = len(self._sample[1])
+        places = {}
+        for k in ks:
+            p = k / m
+            spread = 5 * np.sqrt(s * p * (1 - p)) + 2
+            places[k] = int(np.floor(p * s - 1 - spread)), int(np.ceil(p * s - 1 + spread))
+        inside = sorted({i for pair in places.values() for i in pair if 0 <= i < s})
+        part = np.partition(g[:, self._sample[1]], inside, axis=1) if inside else None
+        low, high = np.full(r, -np.inf, np.float32), np.full(r, np.inf, np.float32)
+        return {k: ((part[:, lo] - tol).astype(np.float32) if lo >= 0 else low,
+                    (part[:, hi] + tol).astype(np.float32) if hi < s else high) for k, (lo, hi) in places.items()}
+
+    def _smallest_keys(self, g: np.ndarray, kc: int) -> tuple[np.ndarray, np.ndarray]:
+        """The kc smallest (distance, row) keys of every row of g, sorted — what `_select_keys`
+        keeps — from the rows at or below a sampled bound H (all rows where fewer than kc are)."""
+        r = len(g)
+        out_d, out_r = np.empty((r, kc), np.float32), np.empty((r, kc), np.int64)
+        zero = np.zeros(min(r, _SET_ROWS), np.float32)
+        for s in range(0, r, _SET_ROWS):
+            block = g[s : s + _SET_ROWS]
+            near = block <= self._bracket(block, [kc], zero[: len(block)])[kc][1][:, None]
+            near[np.count_nonzero(near, axis=1) < kc] = True  # the bound did not hold: the whole row
+            rr, cc = _nonzero(near)
+            out_d[s : s + _SET_ROWS], out_r[s : s + _SET_ROWS] = row_keys(rr, cc, block[rr, cc], len(block), kc)
+        return out_d, out_r
+
+    def _tol(self, queries: np.ndarray) -> np.ndarray:
+        """Per query: a bound on the float error of the fast (GEMM) squared distances to any row."""
+        return 1e-5 * (np.einsum("qd,qd->q", queries, queries) + self.max_sq_norm) + 1e-30
 
     def _gemm_topk(self, queries: np.ndarray, kc: int) -> tuple[np.ndarray, np.ndarray]:
         if self.approx is not None:  # approximate: missing results (-1) are padded with far points
@@ -221,20 +327,34 @@ class ShardIndex:
             d2, local = faiss.knn(queries, self.base, kc)  # squared L2, float32
         return _order_ties(np.maximum(d2, 0), local.astype(np.int64))
 
-    def _complete_ties(self, queries: np.ndarray, d2: np.ndarray, local: np.ndarray, need: int) -> tuple[np.ndarray, np.ndarray]:
+    def _complete_ties(self, queries: np.ndarray, d2: np.ndarray, local: np.ndarray, need: int, g=None
+                       ) -> tuple[np.ndarray, np.ndarray]:
         """If the `need`-th candidate ties (within float error) with the last one, points beyond kc
-        may tie too, and FAISS picks among equals arbitrarily. Those rows — rare: duplicates — are
-        recomputed exactly against the whole shard so the (distance, row) rule holds."""
+        may tie too, and FAISS picks among equals arbitrarily. Those rows — duplicates, or a narrow
+        layer far from the origin — get their kc nearest again by exact distance: every row whose
+        fast distance (`g`, the search's own, or a fresh GEMM) is within twice the error of the last
+        candidate's holds the kc nearest, and only those are re-scored, so the (distance, row) rule
+        holds at the cost of a few hundred exact distances a row."""
         m, kc = self.base.shape[0], d2.shape[1]
         if kc < m and self.approx is None:
-            tol = 1e-5 * (np.einsum("qd,qd->q", queries, queries) + self.max_sq_norm) + 1e-30
+            tol = self._tol(queries)
             suspect = np.flatnonzero(d2[:, -1] - d2[:, need - 1] <= tol)
-            if len(suspect):
-                every = np.broadcast_to(np.arange(m, dtype=np.int64), (len(suspect), m))
-                full = np.stack([self._exact_row(queries[i]) for i in suspect]).astype(np.float32)
-                fd, fr = sort_rows(full, np.array(every))
-                d2[suspect], local[suspect] = fd[:, :kc], fr[:, :kc]
+            for s in range(0, len(suspect), _SET_ROWS):
+                i = suspect[s : s + _SET_ROWS]
+                fast = self._fast_d2(queries[i]) if g is None else _numpy(g[_index(g, i)])
+                near = fast <= (d2[i, -1] + 2 * tol[i])[:, None]
+                near[np.count_nonzero(near, axis=1) < kc] = True  # the error bound failed: every row
+                rr, cc = _nonzero(near)
+                d2[i], local[i] = row_keys(rr, cc, exact_pairs(queries[i], self.base, rr, cc), len(i), kc)
         return d2, local
+
+    def _fast_d2(self, queries: np.ndarray) -> np.ndarray:
+        """GEMM squared distances (q, m) of a few queries to every row (the search's arithmetic)."""
+        d2 = queries @ self.base.T
+        d2 *= -2
+        d2 += self.sq_norms
+        d2 += np.einsum("qd,qd->q", queries, queries)[:, None]
+        return np.maximum(d2, 0, out=d2)
 
     def _blocked_topk(self, queries: np.ndarray, kc: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact top-kc for large k: distance blocks by one GEMM each, selection on (distance, row) keys.
@@ -262,13 +382,21 @@ class ShardIndex:
         """(queries augmented with a 1 column (q, d+1), ‖q‖² (q, 1)); builds the base's (m, d+1) once."""
         assert sys.byteorder == "little", "the uint64 key layout assumes a little-endian machine"
         if not hasattr(self, "_aug"):
-            self._aug = np.hstack([self.base, np.einsum("md,md->m", self.base, self.base)[:, None]])  # (m, d+1)
+            self._aug = np.hstack([self.base, self.sq_norms[:, None]])  # (m, d+1)
         qa = np.hstack([-2.0 * queries, np.ones((len(queries), 1), np.float32)])  # (q, d+1)
         return qa, np.einsum("qd,qd->q", queries, queries)[:, None]
 
-    def _gemm_block(self, qa: np.ndarray, qn: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    def _buffer(self, q: int) -> np.ndarray:
+        """A (q, m) float32 array kept between calls: a fresh one of this size (240 MB at the paper's
+        scale) costs more in page faults than the GEMM of a narrow probe point writing it."""
+        m = self.base.shape[0]
+        if getattr(self, "_out", np.empty((0, 0))).shape[0] < q:
+            self._out = np.empty((q, m), np.float32)
+        return self._out[:q]
+
+    def _gemm_block(self, qa: np.ndarray, qn: np.ndarray, lo: int, hi: int, out: np.ndarray | None = None) -> np.ndarray:
         """Squared distances (q, hi - lo) float32 to base rows [lo, hi) by one sgemm, clamped at +0."""
-        block = qa @ self._aug[lo:hi].T  # (q, b) float32 = ‖b‖² − 2 q·b
+        block = np.matmul(qa, self._aug[lo:hi].T, out=out)  # (q, b) float32 = ‖b‖² − 2 q·b
         block += qn
         np.maximum(block, 0, out=block)
         block += np.float32(0)  # -0.0 -> +0.0: the sign bit would sort it last
@@ -291,10 +419,14 @@ class ShardIndex:
         return min(kc, kept + block.shape[1])
 
     @property
+    def sq_norms(self) -> np.ndarray:
+        if not hasattr(self, "_sq_norms"):
+            self._sq_norms = np.einsum("md,md->m", self.base, self.base)
+        return self._sq_norms
+
+    @property
     def max_sq_norm(self) -> float:
-        if not hasattr(self, "_max_sq_norm"):
-            self._max_sq_norm = float(np.max(np.einsum("md,md->m", self.base, self.base))) if len(self.base) else 0.0
-        return self._max_sq_norm
+        return float(self.sq_norms.max()) if len(self.base) else 0.0
 
 
 def build_approximate(base: np.ndarray, factory: str, search_params: str, train_max: int = 100_000):
@@ -366,6 +498,13 @@ def _column(g, values: np.ndarray):
     import torch
 
     return torch.from_numpy(values).to(g.device)[:, None]
+
+
+def _nonzero(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """np.nonzero of a 2-D mask (row-major), nearly twice as fast through the flat positions."""
+    flat = np.flatnonzero(mask)
+    rr = flat // mask.shape[1]
+    return rr, flat - rr * mask.shape[1]
 
 
 def _order_stats(g, positions: list[int]) -> dict[int, np.ndarray]:
