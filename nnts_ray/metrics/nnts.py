@@ -79,16 +79,16 @@ def intersection_counts(
     exceed `bitset_bytes`); every sample of `sample_ids` is counted in every pair (zero overlaps
     included: the denominator is the full sample set, never a join result). `method`: "auto",
     "masks", "bitset" or "group_by" (identical counts; auto picks bit sets for dense k, masks for
-    sparse k with at most 64 probes, the group-by beyond or when a table lacks rows).
+    sparse k — in batches of at most 62 probes beyond 64 —, the group-by when a table lacks rows).
     """
     n_probes, sample_ids = len(frames), np.asarray(sample_ids, dtype=np.int64)
     if method == "auto":
-        method = "bitset" if use_bitsets(k, len(sample_ids)) else "masks" if n_probes <= 64 else "group_by"
+        method = "bitset" if use_bitsets(k, len(sample_ids)) else "masks"
     if method == "bitset":
         step = max(1, min(sample_block, 8 * bitset_bytes // max(1, n_probes * len(sample_ids))))
         return _bitset_intersections(frames, sample_ids, k, step)
     if method == "masks":
-        counts = _mask_intersections(frames, sample_ids, k, sample_block, table_bytes=min(bitset_bytes, 1 << 24))
+        counts = _batched_mask_intersections(frames, sample_ids, k, sample_block, min(bitset_bytes, 1 << 24))
         if counts is not None:
             return counts
     return _group_by_intersections(frames, sample_ids, k, sample_block)
@@ -198,6 +198,32 @@ def _spread_lut(width: int) -> np.ndarray:
     f = 64 // width
     v = np.arange(1 << f, dtype=np.uint64)
     return sum(((v >> np.uint64(i)) & np.uint64(1)) << np.uint64(width * i) for i in range(f)).astype(np.uint64)
+
+
+def _batched_mask_intersections(frames: list[pl.LazyFrame], sample_ids: np.ndarray, k: int, sample_block: int,
+                                table_bytes: int) -> np.ndarray | None:
+    """`_mask_intersections` for any number of probes: up to 64 at once; beyond, the probes in groups
+    of MASK_BITS // 2 and every two groups counted together (each pair taken from the first batch
+    holding both), so each table is read once per other group and no mask needs more than 64 bits."""
+    n_probes = len(frames)
+    if n_probes <= 64:
+        return _mask_intersections(frames, sample_ids, k, sample_block, table_bytes)
+    pa, pb = pair_index(n_probes)
+    out = np.zeros((len(pa), len(sample_ids)), np.int64)
+    done = np.zeros(len(pa), bool)
+    groups = _probe_groups(n_probes)
+    for gi, gj in combinations(range(len(groups)), 2):
+        members = groups[gi] + groups[gj]
+        todo = np.flatnonzero(np.isin(pa, members) & np.isin(pb, members) & ~done)
+        counts = _mask_intersections([frames[i] for i in members], sample_ids, k, sample_block, table_bytes)
+        if counts is None:
+            return None
+        la, lb = pair_index(len(members))
+        row = {(members[a], members[b]): j for j, (a, b) in enumerate(zip(la, lb))}
+        out[todo] = counts[[row[pa[t], pb[t]] for t in todo]]
+        done[todo] = True
+    assert done.all(), "every pair of probes is counted by some batch"
+    return out
 
 
 def _mask_intersections(frames: list[pl.LazyFrame], sample_ids: np.ndarray, k: int, sample_block: int,

@@ -106,6 +106,19 @@ def test_embedding_is_the_first_two_principal_components(inputs):
         assert explained == pytest.approx(reference.explained_variance_ratio_.sum(), rel=1e-3)
 
 
+@pytest.mark.parametrize("fit_rows", [10_000, 150])  # all rows fitted, or a subsample
+def test_embedding_is_the_same_whether_rows_are_kept_between_passes_or_read_again(monkeypatch, fit_rows):
+    from nnts_ray.analysis import embedding
+
+    x = np.random.default_rng(2).standard_normal((400, 30)).astype(np.float32) + 5
+    monkeypatch.setattr(embedding, "FIT_ROWS", fit_rows)
+    kept = embedding.pca2(x, batch=64)
+    monkeypatch.setattr(embedding, "_CACHE_BYTES", 0)
+    again = embedding.pca2(x, batch=64)
+    np.testing.assert_array_equal(kept.coords, again.coords)
+    assert kept.explained == again.explained
+
+
 def test_stage_leaves_out_what_it_has_no_inputs_for(inputs):
     bare = dataclasses.replace(inputs, labels=None, features=lambda p: None)
     out = run_analysis(bare, AnalysisSettings())

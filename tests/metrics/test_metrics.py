@@ -237,3 +237,21 @@ def test_tables_missing_rows_fall_back_to_the_general_path():
     got = _counts_by_pair(intersection_counts(frames, ids, k, sample_block=50, method="masks"), 3)
     for a, b in [(0, 1), (0, 2), (1, 2)]:
         assert got[(a, b)] == [len(set(x) & set(y)) for x, y in zip(sets[a], sets[b])]
+
+
+def test_more_probes_than_one_mask_holds_go_through_batched_masks():
+    """Beyond 64 probes the mask path counts groups of probes two at a time: every pair equals the
+    Polars group-by and plain sets, within a group and across groups."""
+    from nnts_ray.metrics.nnts import intersection_counts
+
+    rng = np.random.default_rng(8)
+    n, k, n_probes = 80, 6, 70
+    ids = np.sort(rng.choice(1_000, n, replace=False)).astype(np.int64)
+    sets = [[rng.choice(np.delete(np.arange(n), i), k, replace=False) for i in range(n)] for _ in range(n_probes)]
+    frames = [pl.DataFrame({"sample_id": np.repeat(ids, k), "rank": np.tile(np.arange(k), n),
+                            "neighbour_id": ids[np.concatenate(s)]}).lazy() for s in sets]
+    masks = intersection_counts(frames, ids, k, sample_block=50, method="masks")
+    assert np.array_equal(masks, intersection_counts(frames, ids, k, sample_block=50, method="group_by"))
+    got = _counts_by_pair(masks, n_probes)
+    for a, b in [(0, 1), (0, 69), (30, 31), (31, 62), (45, 68), (62, 69)]:  # groups of 31: 0-30, 31-61, 62-69
+        assert got[(a, b)] == [len(set(x) & set(y)) for x, y in zip(sets[a], sets[b])]
