@@ -120,7 +120,7 @@ def linear_cka(features: Sequence[np.ndarray], batch: int = 4096, max_dim: int =
     `only`, just the pairs (a, b), a < b, listed there (the others are NaN, and never computed).
 
     Arrays may be np.memmap: they are read `batch` rows at a time, once per group of pairs whose
-    cross matrices fit `budget` bytes. Layer i's projections (if any) are drawn from
+    cross matrices fit `budget` bytes (only one group's are held at a time). Layer i's projections (if any) are drawn from
     np.random.default_rng([seed, i]).
     """
     n = features[0].shape[0]
@@ -134,6 +134,7 @@ def linear_cka(features: Sequence[np.ndarray], batch: int = 4096, max_dim: int =
     view_dims = [v.dim for v in views]
     moments = _Moments(view_dims)
     shifts = [v.read(features[v.layer], 0, min(batch, n)).mean(axis=0) for v in views]  # first batch's means
+    hsic = {}  # (u, v) -> unbiased HSIC of the two views
     for g, group in enumerate(_pair_groups(pairs, view_dims, budget)):
         cross = {pair: np.zeros((view_dims[pair[0]], view_dims[pair[1]])) for pair in group}
         wanted = range(len(views)) if g == 0 else sorted({u for pair in group for u in pair})
@@ -143,12 +144,13 @@ def linear_cka(features: Sequence[np.ndarray], batch: int = 4096, max_dim: int =
             if g == 0:
                 moments.add([z[u] for u in range(len(views))])
             moments.add_cross(cross, z)
-        moments.cross |= cross
+        moments.cross = cross  # the first pass completed every other moment: this group's HSIC now,
+        hsic |= {pair: moments.hsic(*pair) for pair in group}  # so only one group's matrices are held
     h = np.full((width, width), np.nan)  # (L, L) unbiased HSIC; NaN where not asked for
     for a in range(width):
-        h[a, a] = moments.hsic(*own[a])
+        h[a, a] = hsic[own[a]]
     for a, b in asked:
-        h[a, b] = h[b, a] = moments.hsic(own[a][0], own[b][0])
+        h[a, b] = h[b, a] = hsic[own[a][0], own[b][0]]
     scale = np.sqrt(np.clip(np.diag(h), 0.0, None))  # (L,)
     with np.errstate(divide="ignore", invalid="ignore"):
         matrix = np.where(np.outer(scale, scale) > 0, h / np.outer(scale, scale), np.nan)

@@ -41,19 +41,35 @@ def timed(fn) -> float:
     return time.perf_counter() - t0
 
 
+def _smaps_rollup(pid: int) -> dict[str, int]:
+    """Bytes per field of /proc/<pid>/smaps_rollup (Pss, Pss_Anon, Pss_File, Pss_Shmem, ...)."""
+    out = {}
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) == 3 and parts[2] == "kB":
+                out[parts[0].rstrip(":")] = int(parts[1]) * 1024
+    return out
+
+
 @dataclass
 class PeakRSS:
     """Peak resident memory of a process and all its descendants (Ray's raylet and workers included),
     sampled every `interval` seconds in a background thread. `peak_bytes` sums each process's RSS, so
     pages shared between processes (torch's libraries in every Ray worker, the object store) count once
-    per process; with `pss=True`, `peak_pss_bytes` sums proportional set sizes: each shared page split
-    among its users, the physical memory the tree really holds."""
+    per process. With `pss=True` it also reads /proc/<pid>/smaps_rollup: `peak_pss_bytes` sums
+    proportional set sizes (each shared page split among its users), and `peak_held_bytes` only
+    their anonymous and shared-memory part (the object store): what the tree holds, leaving out the
+    clean pages of memory-mapped feature files, which are page cache the kernel reclaims at will."""
 
     pid: int = field(default_factory=os.getpid)
     interval: float = 0.5
     peak_bytes: int = 0
     pss: bool = False
     peak_pss_bytes: int = 0
+    peak_held_bytes: int = 0
+    peak_held_at: float = 0.0  # seconds after `watch` began
+    peak_held_by_process: dict = field(default_factory=dict)  # process name -> (count, held bytes) at that peak
 
     def sample(self) -> int:
         try:
@@ -61,17 +77,23 @@ class PeakRSS:
             procs = [root, *root.children(recursive=True)]
         except psutil.NoSuchProcess:
             return 0
-        total = pss = 0
+        total = pss = held = 0
+        by_name: dict[str, tuple[int, int]] = {}
         for p in procs:
             try:
+                total += p.memory_info().rss
                 if self.pss:
-                    info = p.memory_full_info()
-                    total, pss = total + info.rss, pss + info.pss
-                else:
-                    total += p.memory_info().rss
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    rollup = _smaps_rollup(p.pid)
+                    mine = rollup.get("Pss_Anon", 0) + rollup.get("Pss_Shmem", 0)
+                    pss, held = pss + rollup.get("Pss", 0), held + mine
+                    count, so_far = by_name.get(p.name(), (0, 0))
+                    by_name[p.name()] = (count + 1, so_far + mine)
+            except (psutil.NoSuchProcess, psutil.AccessDenied, OSError):
                 pass
         self.peak_pss_bytes = max(self.peak_pss_bytes, pss)
+        if held > self.peak_held_bytes:
+            self.peak_held_bytes, self.peak_held_by_process = held, by_name
+            self.peak_held_at = time.monotonic() - getattr(self, "_started", time.monotonic())
         return total
 
     @contextmanager
@@ -83,6 +105,7 @@ class PeakRSS:
                 self.peak_bytes = max(self.peak_bytes, self.sample())
                 stop.wait(self.interval)
 
+        self._started = time.monotonic()
         t = threading.Thread(target=loop, daemon=True)
         t.start()
         try:
@@ -98,3 +121,12 @@ class PeakRSS:
     @property
     def peak_pss_gib(self) -> float:
         return self.peak_pss_bytes / 2**30
+
+    @property
+    def peak_held_gib(self) -> float:
+        return self.peak_held_bytes / 2**30
+
+    def peak_breakdown(self, top: int = 6) -> str:
+        """The held-memory peak by process name, largest first: "2 x ray::ShardSearc 3.10 GiB, ..."."""
+        ranked = sorted(self.peak_held_by_process.items(), key=lambda kv: -kv[1][1])
+        return ", ".join(f"{c} x {name} {b / 2**30:.2f} GiB" for name, (c, b) in ranked[:top])

@@ -64,6 +64,8 @@ def main(argv: list[str]) -> None:
           f"total / floor = {wall / floor:.2f}; neighbours stage / floor = {m['stages']['neighbours']['seconds'] / floor:.2f}")
     print(f"peak memory of the process tree: RSS summed {rss.peak_gib:.2f} GiB (shared pages once per process), "
           f"PSS summed {rss.peak_pss_gib:.2f} GiB (shared pages split among their users)")
+    print(f"held (anonymous + shared memory, PSS; mapped feature files left out): peak {rss.peak_held_gib:.2f} GiB "
+          f"at {rss.peak_held_at:.0f} s: {rss.peak_breakdown()}")
     stages = {s: r.get("seconds", 0.0) for s, r in m["stages"].items()}
     print("share of the total: " + ", ".join(f"{s} {v / wall:.0%}" for s, v in stages.items())
           + f", outside any stage {(wall - sum(stages.values())) / wall:.0%}")
