@@ -49,12 +49,16 @@ def nntp_heatmap(t: np.ndarray, order: Sequence[str]) -> go.Figure:
     ticks = list(range(0, max(top, 1) + 1))
     text = thousands(t)
     hover = "start: %{y}<br>end: %{x}<br>stretches: %{customdata:,.0f}<extra></extra>"
+    # each trace labels only its own cells: a label drawn by both traces on one cell overlays a dark
+    # default-coloured copy on the white one plotly picks for a dark cell (unreadable in the darkest cells)
     fig = go.Figure([
-        go.Heatmap(z=log_t, x=list(order), y=list(order), customdata=t, text=text, texttemplate="%{text}", colorscale=_NNTP_SCALE,
+        go.Heatmap(z=log_t, x=list(order), y=list(order), customdata=t, text=np.where(t > 0, text, ""),
+                   texttemplate="%{text}", colorscale=_NNTP_SCALE,
                    zmin=0, zmax=max(top, 1), hovertemplate=hover, name="stretches",
                    colorbar={"title": {"text": "stretches<br>(log scale)"}, "tickvals": ticks,
                              "ticktext": [f"{10 ** t:,}" if t < 3 else f"{10 ** (t - 3):,}k" for t in ticks]}),
-        go.Heatmap(z=np.where(t == 0, 0.0, np.nan), x=list(order), y=list(order), customdata=t, text=text, texttemplate="%{text}",
+        go.Heatmap(z=np.where(t == 0, 0.0, np.nan), x=list(order), y=list(order), customdata=t,
+                   text=np.where(t == 0, text, ""), texttemplate="%{text}",
                    colorscale=[[0, GREY], [1, GREY]], showscale=False, hovertemplate=hover, name="no stretch"),
     ])
     fig.update_yaxes(autorange="reversed", title_text="first probe point (start)")
