@@ -165,9 +165,10 @@ class ShardIndex:
         `set_ks`, as membership bit sets: (d2, rows, [(q, words) uint64 per k]) — bit j of a query's
         set is database row j. Exact search on a whole database (offset 0) only.
 
-        The sets follow the tie rule without ordering anything: one partition per query finds the k-th
-        smallest distance t (self excluded by index); rows clearly below t are members, and the rows
-        within float error of t are decided on exact distances, ties by row (`_member_sets`)."""
+        The sets follow the tie rule without ordering anything: each query's k-th smallest distance t
+        (self excluded by index) is found inside a bracket taken from a column sample (`_members`; on
+        torch, one kthvalue); rows clearly below t are members, and the rows within float error of t
+        are decided on exact distances, ties by row (`_member_sets`)."""
         assert self.offset == 0 and self.approx is None, "sets need the whole database, searched exactly"
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         on_torch = (self.force_backend or backend(self.device, kc)) in ("torch", "faiss_gpu")
