@@ -70,6 +70,7 @@ class PeakRSS:
     peak_held_bytes: int = 0
     peak_held_at: float = 0.0  # seconds after `watch` began
     peak_held_by_process: dict = field(default_factory=dict)  # process name -> (count, held bytes) at that peak
+    started: float = field(default_factory=time.monotonic, repr=False)  # reset by `watch`
 
     def sample(self) -> int:
         try:
@@ -93,7 +94,7 @@ class PeakRSS:
         self.peak_pss_bytes = max(self.peak_pss_bytes, pss)
         if held > self.peak_held_bytes:
             self.peak_held_bytes, self.peak_held_by_process = held, by_name
-            self.peak_held_at = time.monotonic() - getattr(self, "_started", time.monotonic())
+            self.peak_held_at = time.monotonic() - self.started
         return total
 
     @contextmanager
@@ -105,7 +106,7 @@ class PeakRSS:
                 self.peak_bytes = max(self.peak_bytes, self.sample())
                 stop.wait(self.interval)
 
-        self._started = time.monotonic()
+        self.started = time.monotonic()
         t = threading.Thread(target=loop, daemon=True)
         t.start()
         try:

@@ -102,15 +102,21 @@ def row_keys(rr: np.ndarray, cc: np.ndarray, values: np.ndarray, r: int, kc: int
     """For entries (row rr, column cc, value ≥ 0) listed row by row, each row's kc smallest by
     (value, column) — the tie rule — sorted: (values (r, kc) float32, columns (r, kc) int64). Every
     row must have at least kc entries."""
-    counts = np.bincount(rr, minlength=r)
-    keys = np.full((r, counts.max(initial=kc)), np.iinfo(np.uint64).max, np.uint64)
-    place = np.arange(len(rr)) - np.repeat(np.cumsum(counts) - counts, counts)
-    keys[rr, place] = (np.asarray(values, np.float32).view(np.uint32).astype(np.uint64) << np.uint64(32)) \
-        | cc.astype(np.uint64)
+    keys, _ = _by_row(rr, (np.asarray(values, np.float32).view(np.uint32).astype(np.uint64) << np.uint64(32))
+                      | cc.astype(np.uint64), r, np.iinfo(np.uint64).max, kc)
     if keys.shape[1] > kc:
         keys = np.partition(keys, kc - 1, axis=1)[:, :kc]
     keys.sort(axis=1)
     return split_keys(keys)
+
+
+def _by_row(rr: np.ndarray, values: np.ndarray, r: int, fill, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Entries listed row by row (rows rr ascending) laid out as an (r, max(width, longest row)) array
+    padded with `fill`, and each row's count."""
+    counts = np.bincount(rr, minlength=r)
+    out = np.full((r, counts.max(initial=width)), fill, values.dtype)
+    out[rr, np.arange(len(rr)) - np.repeat(np.cumsum(counts) - counts, counts)] = values
+    return out, counts
 
 
 def backend(device: str, kc: int) -> str:
@@ -229,9 +235,7 @@ class ShardIndex:
         mid ^= member  # lo ≤ hi, so (lo, hi] = (≤ hi) minus (≤ lo)
         rr, cc = _nonzero(mid)
         vals = g[rr, cc]
-        counts = np.bincount(rr, minlength=r)
-        ordered = np.full((r, counts.max(initial=1)), np.inf, np.float32)  # each row's values in (L, H], sorted
-        ordered[rr, np.arange(len(rr)) - np.repeat(np.cumsum(counts) - counts, counts)] = vals
+        ordered, counts = _by_row(rr, vals, r, np.inf, 1)  # each row's values in (L, H], sorted
         ordered.sort(axis=1)
         j = k - 1 - below  # t's place among its row's values in (L, H]
         found = (j >= 0) & (j < counts)
@@ -350,7 +354,8 @@ class ShardIndex:
         return d2, local
 
     def _fast_d2(self, queries: np.ndarray) -> np.ndarray:
-        """GEMM squared distances (q, m) of a few queries to every row (the search's arithmetic)."""
+        """GEMM squared distances (q, m) of a few queries to every row, without the (m, d+1) copy of
+        the base that `_gemm_operands` keeps (FAISS's path never builds it)."""
         d2 = queries @ self.base.T
         d2 *= -2
         d2 += self.sq_norms
