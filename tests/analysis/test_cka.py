@@ -87,3 +87,20 @@ def test_only_the_listed_pairs_are_computed_and_equal_the_full_matrix():
                 assert some[i, j] == pytest.approx(full[i, j], rel=1e-12, abs=1e-12)
             else:
                 assert np.isnan(some[i, j])
+
+
+def test_batches_capped_by_bytes_and_passes_split_change_nothing_with_projections():
+    """Wide (projected) and narrow layers, read in 256-row batches (a byte cap) or in one, with all
+    pairs in one pass or one pair per pass: the same CKA up to rounding (float32 projections of 256 or
+    700 rows round differently: ~1e-9 here), and the same projections."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((700, 6))
+    layers = [x.astype(np.float32), np.maximum(x @ rng.standard_normal((6, 90)), 0.0).astype(np.float32),
+              np.tanh(x @ rng.standard_normal((6, 70))), rng.standard_normal((700, 3)) + x[:, :3]]
+    whole = linear_cka(layers, max_dim=40, seed=2)
+    for kwargs in ({"batch_bytes": 1}, {"budget": 8 * 40 * 40}, {"batch_bytes": 1, "budget": 1, "only": {(0, 2), (1, 2)}}):
+        split = linear_cka(layers, max_dim=40, seed=2, **kwargs)
+        listed = np.isfinite(split.matrix)
+        assert listed.sum() == (16 if "only" not in kwargs else 8)
+        assert np.allclose(split.matrix[listed], whole.matrix[listed], rtol=0, atol=1e-8)
+    assert whole.projected.tolist() == [False, True, True, False]
