@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import numpy as np
 import polars as pl
 
@@ -15,6 +17,7 @@ from nnts_ray.plan import ProbePoint, RunPlan
 from nnts_ray.progress import Progress, log
 from nnts_ray.stages import activations
 
+NEIGHBOUR_CACHE_BYTES = 256 << 20  # the analysis's neighbour arrays kept between reads
 WRITTEN = ("nnts", "nntp", "nntp_partners", "layers")  # always; per_sample and the analysis tables as configured
 
 
@@ -99,14 +102,20 @@ def _recorded_tables(marker) -> list[str]:
 
 
 def _analysis_inputs(plan: RunPlan, paths: RunPaths, core) -> AnalysisInputs:
-    """Each probe point's first `ks.analysis_read` ranks read once, as (n, k) arrays."""
+    """Each probe point's first `ks.analysis_read` ranks as (n, k) arrays, the most recently read
+    ones kept up to NEIGHBOUR_CACHE_BYTES (the analysis reads one probe point, or two, at a time, so
+    memory stays flat however many probe points a sweep has)."""
     k_read = plan.ks.analysis_read
-    cache: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+    cache: OrderedDict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = OrderedDict()
 
     def neighbours(p: ProbePoint, k: int) -> tuple[np.ndarray, np.ndarray]:
-        if p.key not in cache:
+        if p.key in cache:
+            cache.move_to_end(p.key)
+        else:
             t = scan(paths, p).filter(pl.col("rank") < k_read).sort("sample_id", "rank").collect()
             cache[p.key] = (t["neighbour_id"].to_numpy().reshape(-1, k_read), t["distance"].to_numpy().reshape(-1, k_read))
+            while len(cache) > 1 and sum(a.nbytes + b.nbytes for a, b in cache.values()) > NEIGHBOUR_CACHE_BYTES:
+                cache.popitem(last=False)
         ids, dist = cache[p.key]
         return ids[:, :k], dist[:, :k]
 
