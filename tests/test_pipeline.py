@@ -183,3 +183,25 @@ def test_run_lock_is_exclusive_writes_nothing_and_names_the_owner(tmp_path):
     second.acquire()  # released: taken over
     second.release()
     assert list((tmp_path / "run").iterdir()) == []
+
+
+def test_analysis_reads_the_tables_whatever_its_neighbour_cache_keeps(default_run, monkeypatch):
+    """With a cache that keeps one probe point at a time, neighbours read in any order (again,
+    after eviction) are still each table's first k ranks by sample."""
+    from types import SimpleNamespace
+
+    from nnts_ray.plan import make_plan
+    from nnts_ray.stages import metrics as stage
+
+    rc, paths = default_run
+    monkeypatch.setattr(stage, "NEIGHBOUR_CACHE_BYTES", 1)
+    plan = make_plan(rc)
+    empty = SimpleNamespace(nnts=pl.DataFrame(), per_sample=pl.DataFrame({"k": []}, schema={"k": pl.Int64}))
+    inputs = stage._analysis_inputs(plan, paths, empty)
+    probes = {p.layer: p for p in plan.probes}
+    for layer in ("O", "input", "O", "C1", "input"):
+        ids, dist = inputs.neighbours(probes[layer], 15)
+        t = (pl.read_parquet(paths.neighbours_dir("lenet5", layer) / "*.parquet").filter(pl.col("rank") < 15)
+             .sort("sample_id", "rank"))
+        assert np.array_equal(ids, t["neighbour_id"].to_numpy().reshape(-1, 15)), layer
+        assert np.array_equal(dist, t["distance"].to_numpy().reshape(-1, 15)), layer

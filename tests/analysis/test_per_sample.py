@@ -56,3 +56,13 @@ def test_most_changed_lists_the_lowest_jaccard_between_consecutive_points(sample
         listed = got.filter(pl.col("layer_a") == layer_a, pl.col("layer_b") == layer_b)
         assert list(zip(listed["jaccard"], listed["sample_id"])) == expected
         assert listed["rank"].to_list() == [0, 1, 2, 3, 4]
+
+
+def test_per_class_means_refuse_samples_without_a_label(sample_ids):
+    rng = np.random.default_rng(2)
+    ids = sample_ids(30)
+    df = _per_sample(rng, ids, [(("m", "in"), ("m", "conv"))], 3)
+    with pytest.raises(ValueError, match="no label"):
+        per_class_means(df, ids[:-1], rng.integers(0, 3, 29))  # the last sample has no label
+    with pytest.raises(ValueError, match="no label"):
+        per_class_means(df, ids[1:], rng.integers(0, 3, 29))  # nor has the first
