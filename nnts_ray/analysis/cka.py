@@ -53,7 +53,7 @@ class _Batch:
         for u in wanted:
             self.cols[u] = slice(at, at + views[u].dim)
             at += views[u].dim
-        self.views, self.wanted = views, wanted
+        self.views = views
         self.buffer = np.empty((rows, at))  # (rows, sum of the views' dims) float64
         projected = [views[u].dim for u in wanted if views[u].projection is not None]
         self.projected = np.empty((rows, max(projected, default=0)), dtype=np.float32)  # one view's projection

@@ -53,8 +53,9 @@ def pca2(x: np.ndarray, batch: int = 4096, seed: int = 0) -> Pca2:
     coords = np.zeros((n, 2), np.float32)
     fit = x if n <= FIT_ROWS else x[:: -(-n // FIT_ROWS)]  # evenly spaced rows (a memmap slice: no copy)
     comps, explained, mean, passes = _components(fit, batch, seed)
+    axes = comps.T.astype(np.float32)  # (d, c) for the float32 centred rows
     for s, rows in (passes() if fit is x else _batches(x, batch, mean)):
-        coords[s : s + len(rows), : len(comps)] = rows @ comps.T.astype(np.float32)
+        coords[s : s + len(rows), : len(comps)] = rows @ axes
     return Pca2(coords, explained)
 
 
